@@ -1,0 +1,12 @@
+"""speechbridge's embedded offline backend: pocketsphinx STT, hibari TTS, webrtcvad VAD.
+
+Installed, it is found through its ``speechbridge`` entry point as the ``local`` provider; nothing registers on import.
+"""
+
+from __future__ import annotations
+
+from .settings import LocalSTTSettings, LocalTTSSettings
+from .stt import LocalSTT, LocalSTTStream
+from .tts import LocalTTS, LocalTTSStream
+
+__all__ = ["LocalSTT", "LocalSTTSettings", "LocalSTTStream", "LocalTTS", "LocalTTSSettings", "LocalTTSStream"]

@@ -1,0 +1,364 @@
+"""The ``speechbridge`` command.
+
+    speechbridge transcribe FILE [--json] [--stream [--speed X | --fast]] [--provider P | --profile N] [-O KEY=VALUE]
+    speechbridge speak TEXT -o OUT [--voice V] [--format F] [--provider P | --profile N] [-O KEY=VALUE]
+    speechbridge providers [--json]
+    speechbridge config check
+
+``--config PATH`` picks the config file and ``--debug`` shows tracebacks. An error prints one line,
+``speechbridge: error: ...``, and exits with 2 for bad configuration, options or input, 1 when a provider or the
+connection fails, and 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import tomllib
+import traceback
+from collections.abc import Coroutine, Sequence
+from importlib import metadata
+from typing import Any, NoReturn, TextIO
+
+import attrs
+
+from . import plugins
+from .audio import PCMAudio, read_file
+from .config import KINDS, load_config
+from .errors import AudioFormatError, ConfigError, SpeechBridgeError, UnsupportedFeature
+from .events import Transcript
+from .stt import STTCapabilities, STTProvider
+from .sync import input_format, speak
+from .tts import TTSCapabilities
+
+__all__ = ["main"]
+
+PROG = "speechbridge"
+USAGE_ERRORS = (ConfigError, AudioFormatError, UnsupportedFeature)
+CHUNK_S = 0.1  # --stream pushes audio in chunks of this many seconds
+LONG_FILE_S = 30.0  # batch transcription of a file this long shows a status line on a terminal
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``; the value is read as TOML when it parses (numbers, true/false, lists), else as text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in ("provider", "profile", "voice", "format", "config"):
+        raise argparse.ArgumentTypeError(f"use --{key}, not -O {key}=...")
+    try:
+        return key, tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key, raw
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="the config file to use")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    choice = _Parser(add_help=False)
+    choice.add_argument("--provider", help="the provider to use, overriding the config")
+    choice.add_argument("--profile", help="a named profile of the config")
+    choice.add_argument(
+        "-O", "--option", dest="options", metavar="KEY=VALUE", type=_option, action="append", default=[],
+        help="a provider option (repeatable), e.g. -O language=en",
+    )  # fmt: skip
+
+    parser = _Parser(prog=PROG, description="One interface for speech-to-text and text-to-speech.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    transcribe = commands.add_parser("transcribe", parents=[common, choice], help="print the text of an audio file")
+    transcribe.add_argument("file", help="an audio file: wav, flac, ogg/opus, mp3, or raw with --format")
+    transcribe.add_argument("--json", action="store_true", help="print JSON with the text, words and timings")
+    transcribe.add_argument("--format", help="the format of a raw file, e.g. pcm_16000 or mulaw_8000")
+    transcribe.add_argument("--stream", action="store_true", help="send the file through a live stream")
+    pace = transcribe.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=_positive, help="with --stream: push audio X times faster than real time")
+    pace.add_argument("--fast", action="store_true", help="with --stream: push audio as fast as possible")
+    transcribe.set_defaults(run=_transcribe)
+
+    speak_ = commands.add_parser("speak", parents=[common, choice], help="synthesise speech into an audio file")
+    speak_.add_argument("text", help="the text to speak; - reads it from standard input")
+    speak_.add_argument("-o", "--output", required=True, help="the file to write (- for standard output)")
+    speak_.add_argument("--voice", help="the voice to use")
+    speak_.add_argument("--format", help="the output format (default: from the extension), e.g. mulaw_8000")
+    speak_.set_defaults(run=_speak)
+
+    providers = commands.add_parser("providers", parents=[common], help="list the installed providers")
+    providers.add_argument("--json", action="store_true", help="print JSON")
+    providers.set_defaults(run=_providers)
+
+    config = commands.add_parser("config", parents=[common], help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = config_commands.add_parser("check", parents=[common], help="make each configured provider; list problems")
+    check.set_defaults(run=_config_check)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("speechbridge")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except USAGE_ERRORS as exc:
+        return _report(exc, 2, debug)
+    except SpeechBridgeError as exc:
+        return _report(exc, 1, debug)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 1
+    except Exception as exc:
+        return _report(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1, debug)
+
+
+def _report(error: object, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"{PROG}: error: {error}", file=sys.stderr)
+    return code
+
+
+# --- transcribe -------------------------------------------------------------------------------------------------
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    if (args.speed or args.fast) and not args.stream:
+        raise ConfigError("--speed and --fast go with --stream")
+    config = load_config(getattr(args, "config", None))
+    audio = read_file(args.file, input_format(args.file, args.format))
+    stt = config.stt(profile=args.profile, provider=args.provider, **dict(args.options))
+    status = StatusLine(sys.stderr)
+    try:
+        if args.stream:
+            speed = None if args.fast else args.speed or 1.0
+            asyncio.run(_transcribe_stream(stt, audio, speed, args.json, status))
+        else:
+            transcript = asyncio.run(_transcribe_batch(stt, audio, status))
+            print(json.dumps(_transcript_json(transcript)) if args.json else transcript.text)
+    finally:
+        status.clear()
+    return 0
+
+
+async def _transcribe_batch(stt: STTProvider[Any], audio: PCMAudio, status: StatusLine) -> Transcript:
+    async with stt:
+        job = asyncio.ensure_future(stt.transcribe(audio))
+        started = time.monotonic()
+        while audio.duration_s >= LONG_FILE_S and not job.done():
+            status.show(f"transcribing {audio.duration_s:.1f} s of audio ... {time.monotonic() - started:.1f} s")
+            await asyncio.wait({job}, timeout=0.2)
+        return await job
+
+
+async def _transcribe_stream(
+    stt: STTProvider[Any], audio: PCMAudio, speed: float | None, as_json: bool, status: StatusLine
+) -> None:
+    """Push ``audio`` at ``speed`` times real time (None: at once); finals to stdout, interims on the status line."""
+    total = audio.duration_s
+    chunk = audio.format.bytes_for(CHUNK_S)
+    pushed_s, interim = 0.0, ""
+
+    def show() -> None:
+        status.show(f"{_bar(pushed_s, total)}  {interim}")
+
+    async with stt, stt.stream(format=audio.format) as stream:
+
+        async def push() -> None:
+            nonlocal pushed_s
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for offset in range(0, len(audio.data), chunk):
+                piece = audio.data[offset : offset + chunk]
+                await stream.send_audio(piece)
+                pushed_s += len(piece) / audio.format.bytes_for(1.0)
+                show()
+                delay = started + pushed_s / speed - loop.time() if speed else 0.0
+                await asyncio.sleep(max(delay, 0.0))
+            await stream.end()
+
+        async def receive() -> None:
+            nonlocal interim
+            async for event in stream:
+                if isinstance(event, Transcript) and event.is_final:
+                    interim = ""
+                    status.clear()
+                    if event.text or as_json:
+                        print(json.dumps(_transcript_json(event)) if as_json else event.text, flush=True)
+                    show()
+                elif isinstance(event, Transcript):
+                    interim = event.text
+                    show()
+
+        await _together(push(), receive())
+
+
+async def _together(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutines`` concurrently; the first to fail cancels the others and its error is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+def _transcript_json(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "text": transcript.text,
+        "start_s": transcript.start_s,
+        "end_s": transcript.end_s,
+        "language": transcript.language,
+        "confidence": transcript.confidence,
+        "words": [attrs.asdict(word) for word in transcript.words],
+    }
+
+
+class StatusLine:
+    """One line on a terminal's stderr that rewrites itself; silent when stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r{text[:200]}\x1b[K")
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _bar(done: float, total: float, width: int = 24) -> str:
+    filled = round(width * min(done / total, 1.0)) if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:.1f}/{total:.1f} s"
+
+
+# --- speak ------------------------------------------------------------------------------------------------------
+
+
+def _speak(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    config = load_config(getattr(args, "config", None))
+    choice = {"provider": args.provider, "profile": args.profile, "config": config, "voice": args.voice}
+    if args.output == "-":
+        synthesis = speak(text, format=args.format or "wav", **choice, **dict(args.options))
+        sys.stdout.buffer.write(synthesis.audio)
+        sys.stdout.buffer.flush()
+        return 0
+    synthesis = speak(text, args.output, format=args.format, **choice, **dict(args.options))
+    if sys.stderr.isatty():
+        seconds = f"{synthesis.duration_s:.2f} s of " if synthesis.duration_s is not None else ""
+        print(f"{args.output}: {seconds}{synthesis.format} audio", file=sys.stderr)
+    return 0
+
+
+# --- providers and config ---------------------------------------------------------------------------------------
+
+
+def _providers(args: argparse.Namespace) -> int:
+    infos = list(plugins.get_registry())
+    if args.json:
+        rows = [
+            {
+                "name": info.name,
+                "kind": info.kind,
+                "distribution": info.distribution,
+                "version": info.version,
+                "plugin": info.plugin,
+                "capabilities": attrs.asdict(info.capabilities),
+            }
+            for info in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "CAPABILITIES")]
+    table += [
+        (info.name, info.kind, info.distribution or "-", info.version or "-", _capabilities_text(info.capabilities))
+        for info in infos
+    ]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _capabilities_text(capabilities: STTCapabilities | TTSCapabilities) -> str:
+    values = attrs.asdict(capabilities)
+    flags = [name for name, value in values.items() if value is True]
+    if values.get("languages"):
+        flags.append(f"languages={'/'.join(values['languages'])}")
+    return ",".join(flags) or "-"
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"problem: {exc}")
+        return 1
+    print(f"config: {config.path or 'no file (defaults and environment)'}")
+    for kind in KINDS:
+        try:
+            selection = config.select(kind)
+        except ConfigError:
+            continue
+        options = ", ".join(f"{key}={value!r}" for key, value in selection.options.items())
+        print(f"{kind}: {selection.provider}" + (f" ({options})" if options else ""))
+    if config.profiles:
+        print(f"profiles: {', '.join(config.profile_names)}")
+    problems = config.check()
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else "ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Configuration: ``speechbridge.toml``, the environment and keyword arguments make configured providers.
+
+The file is the one given to :func:`load_config`, else ``$SPEECHBRIDGE_CONFIG``, else ``./speechbridge.toml``; with
+none at all, both providers are ``local``::
+
+    [stt]
+    provider = "gradium"                  # swapping the vendor is this one line (or SPEECHBRIDGE_STT=deepgram)
+    language = "en"
+    [tts]
+    provider = "local"
+    [providers.gradium]                   # options shared by gradium's STT and TTS; each takes the keys it accepts
+    api_key_env = "GRADIUM_API_KEY"       # keys come from the environment, never from the file
+    delay_in_frames = 8
+    [profiles.deepgram]                   # named profiles, e.g. for A/B comparisons
+    stt = { provider = "deepgram", model = "nova-3" }
+
+Which provider, highest first: keyword arguments, the profile asked for, ``SPEECHBRIDGE_STT`` / ``SPEECHBRIDGE_TTS``,
+``[stt]`` / ``[tts]``, ``local``. Options, highest first: keyword arguments, the profile, ``[stt]`` / ``[tts]``,
+``[providers.<name>]``. The environment is read when a provider is made.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import plugins
+from .errors import ConfigError, SpeechBridgeError
+from .plugins import ProviderRegistry
+from .provider import Provider
+from .settings import settings_fields
+from .stt import STTProvider
+from .tts import TTSProvider
+
+__all__ = ["Config", "Profile", "ProviderSection", "Section", "Selection", "load_config"]
+
+FILE_NAME = "speechbridge.toml"
+CONFIG_ENV = "SPEECHBRIDGE_CONFIG"
+PROVIDER_ENV = {"stt": "SPEECHBRIDGE_STT", "tts": "SPEECHBRIDGE_TTS"}
+DEFAULT_PROVIDER = "local"
+KINDS = ("stt", "tts")
+TOP_LEVEL_KEYS = ("stt", "tts", "providers", "profiles")
+KEY_IN_FILE = (
+    "API keys do not belong in the config file; they come from the environment: "
+    'put api_key_env = "NAME_OF_THE_VARIABLE" in [providers.<name>]'
+)
+
+
+@attrs.frozen
+class Section:
+    """A provider choice (``provider`` may be None: not chosen here) with options, and where it was written."""
+
+    provider: str | None
+    options: Mapping[str, Any]
+    source: str
+
+
+@attrs.frozen
+class ProviderSection:
+    """``[providers.<name>]``: options shared by that provider's STT and TTS, and the key's environment variable."""
+
+    name: str
+    options: Mapping[str, Any]
+    api_key_env: str | None
+    source: str
+
+
+@attrs.frozen
+class Profile:
+    """``[profiles.<name>]``: an STT and/or TTS choice made by name."""
+
+    name: str
+    stt: Section | None = None
+    tts: Section | None = None
+
+
+@attrs.frozen
+class Selection:
+    """What a provider is made from: the class, its validated-by-name options and the key's variable."""
+
+    kind: str
+    provider: str
+    cls: type[Provider[Any]]
+    options: Mapping[str, Any]
+    api_key_env: str | None
+    api_key_env_configured: bool
+
+
+@attrs.frozen
+class Config:
+    """A loaded configuration; :meth:`stt` and :meth:`tts` make providers from it."""
+
+    stt_section: Section = Section(None, {}, "[stt]")
+    tts_section: Section = Section(None, {}, "[tts]")
+    providers: Mapping[str, ProviderSection] = attrs.field(factory=dict)
+    profiles: Mapping[str, Profile] = attrs.field(factory=dict)
+    path: Path | None = None
+    registry: ProviderRegistry | None = attrs.field(default=None, eq=False, repr=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, path: Path | None = None, registry: ProviderRegistry | None = None
+    ) -> Config:
+        """Read the structure of a parsed config file; provider names and options are checked when used."""
+        where = f" of {path}" if path is not None else ""
+        _check_keys(data, TOP_LEVEL_KEYS, f"the top level{where}")
+        stt, tts = (_section(data.get(kind, {}), f"[{kind}]{where}") for kind in KINDS)
+        providers_table = _table(data.get("providers", {}), f"[providers]{where}")
+        profiles_table = _table(data.get("profiles", {}), f"[profiles]{where}")
+        providers = {
+            name: _provider_section(name, _table(table, f"[providers.{name}]{where}"), f"[providers.{name}]{where}")
+            for name, table in providers_table.items()
+        }
+        profiles = {name: _profile(name, table, where) for name, table in profiles_table.items()}
+        return cls(stt, tts, providers, profiles, path, registry)
+
+    @property
+    def profile_names(self) -> list[str]:
+        return sorted(self.profiles)
+
+    def stt(self, profile: str | None = None, provider: str | None = None, **options: Any) -> STTProvider[Any]:
+        """The configured STT provider (of ``profile`` when given); ``provider`` and ``options`` override."""
+        return self._make("stt", profile, provider, options)  # type: ignore[return-value]
+
+    def tts(self, profile: str | None = None, provider: str | None = None, **options: Any) -> TTSProvider[Any]:
+        """The configured TTS provider (of ``profile`` when given); ``provider`` and ``options`` override."""
+        return self._make("tts", profile, provider, options)  # type: ignore[return-value]
+
+    def select(
+        self,
+        kind: str,
+        profile: str | None = None,
+        provider: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Selection:
+        """Resolve which provider of ``kind`` ("stt" or "tts") to make, and with which options."""
+        if kind not in KINDS:
+            raise ConfigError(f"unknown kind {kind!r}", allowed=KINDS)
+        registry = self._registry()
+        base: Section = getattr(self, f"{kind}_section")
+        chosen = self._profile(profile) if profile is not None else None
+        layer: Section | None = getattr(chosen, kind) if chosen is not None else None
+        env_name = PROVIDER_ENV[kind]
+        candidates = [
+            (provider, "given as an argument"),
+            (layer.provider if layer else None, f"set in {layer.source}" if layer else ""),
+            (os.environ.get(env_name) or None, f"set in {env_name}"),
+            (base.provider, f"set in {base.source}"),
+            (DEFAULT_PROVIDER, "the default"),
+        ]
+        name, name_source = next((value, source) for value, source in candidates if value)
+        if name not in registry.names(kind):
+            raise ConfigError(f"unknown {kind} provider {name!r}, {name_source}", allowed=registry.names(kind))
+        cls = registry.stt(name) if kind == "stt" else registry.tts(name)
+        shared = self.providers.get(name)
+        merged: dict[str, Any] = {}
+        if shared is not None:
+            merged.update(_route_shared(shared, kind, registry))
+        for section in (base, layer):
+            if section is not None:
+                merged.update(_accepted(cls, section.options, section.source))
+        given = {key: value for key, value in (options or {}).items() if key != "api_key"}
+        merged.update(_accepted(cls, given, "the arguments"))
+        configured_env = shared.api_key_env if shared is not None else None
+        return Selection(kind, name, cls, merged, configured_env or cls.api_key_env, configured_env is not None)
+
+    def _make(self, kind: str, profile: str | None, provider: str | None, options: dict[str, Any]) -> Provider[Any]:
+        selection = self.select(kind, profile, provider, options)
+        api_key = options.get("api_key")
+        if api_key is None and selection.api_key_env:
+            api_key = os.environ.get(selection.api_key_env) or None
+            if api_key is None and selection.api_key_env_configured:
+                raise ConfigError(
+                    f"{selection.api_key_env} is not set (api_key_env of [providers.{selection.provider}])",
+                    provider=selection.provider,
+                )
+        keyword = {"api_key": api_key} if api_key is not None else {}
+        return selection.cls(**keyword, **selection.options)
+
+    def check(self) -> list[str]:
+        """Make every configured provider and profile; return what is wrong, one sentence each."""
+        problems: list[str] = []
+        attempts: list[tuple[str, str, str | None]] = [(kind, kind, None) for kind in KINDS]
+        for name, profile in sorted(self.profiles.items()):
+            attempts += [(f"profile {name!r} {kind}", kind, name) for kind in KINDS if getattr(profile, kind)]
+        for label, kind, profile_name in attempts:
+            try:
+                selection = self.select(kind, profile_name)
+                if selection.api_key_env and not os.environ.get(selection.api_key_env):
+                    problems.append(f"{label}: {selection.provider} needs an API key: set {selection.api_key_env}")
+                    continue
+                self._make(kind, profile_name, None, {})
+            except SpeechBridgeError as exc:
+                problems.append(f"{label}: {exc}")
+        registry = self._registry()
+        known = sorted(set(registry.names("stt")) | set(registry.names("tts")))
+        for name, shared in sorted(self.providers.items()):
+            try:
+                if name not in known:
+                    raise ConfigError(f"unknown provider {name!r} in {shared.source}", allowed=known)
+                for kind in KINDS:
+                    if name in registry.names(kind):
+                        _route_shared(shared, kind, registry)
+            except ConfigError as exc:
+                problems.append(f"providers: {exc}")
+        return list(dict.fromkeys(problems))
+
+    def _profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ConfigError(f"unknown profile {name!r}", allowed=self.profile_names) from None
+
+    def _registry(self) -> ProviderRegistry:
+        return self.registry if self.registry is not None else plugins.get_registry()
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, registry: ProviderRegistry | None = None) -> Config:
+    """Load ``path``, else ``$SPEECHBRIDGE_CONFIG``, else ``./speechbridge.toml``; no file at all is the default."""
+    explicit = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    if explicit is None:
+        candidate = Path(FILE_NAME)
+        if not candidate.is_file():
+            return Config(registry=registry)
+        file = candidate
+    else:
+        file = Path(explicit)
+        if not file.is_file():
+            origin = "" if path is not None else f" (from {CONFIG_ENV})"
+            raise ConfigError(f"config file {os.fspath(file)!r} does not exist{origin}")
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    return Config.from_dict(data, path=file, registry=registry)
+
+
+def _accepted_names(cls: type[Provider[Any]]) -> tuple[str, ...]:
+    return settings_fields(cls.Settings) + tuple(getattr(cls.Settings, "ALIASES", {}))
+
+
+def _accepted(cls: type[Provider[Any]], options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``options`` when ``cls`` accepts every name; else the error names the option, its source and the allowed."""
+    names = _accepted_names(cls)
+    for key in options:
+        if key not in names:
+            allowed = settings_fields(cls.Settings)
+            raise ConfigError(f"unknown option {key!r} in {source}", allowed=allowed, provider=cls.name)
+    return dict(options)
+
+
+def _route_shared(shared: ProviderSection, kind: str, registry: ProviderRegistry) -> dict[str, Any]:
+    """The keys of ``[providers.<name>]`` that ``kind``'s settings accept; a key no kind accepts is an error."""
+    accepted = {
+        each: set(_accepted_names(registry.stt(shared.name) if each == "stt" else registry.tts(shared.name)))
+        for each in KINDS
+        if shared.name in registry.names(each)
+    }
+    everything: set[str] = set().union(*accepted.values())
+    for key in shared.options:
+        if key not in everything:
+            allowed = sorted(everything | {"api_key_env"})
+            raise ConfigError(f"unknown option {key!r} in {shared.source}", allowed=allowed, provider=shared.name)
+    return {key: value for key, value in shared.options.items() if key in accepted.get(kind, set())}
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in {where}", allowed=allowed)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table, not {type(value).__name__} {value!r}")
+    if "api_key" in value:
+        raise ConfigError(f"{where}: {KEY_IN_FILE}")
+    return value
+
+
+def _section(value: Any, where: str) -> Section:
+    table = dict(_table(value, where))
+    provider = table.pop("provider", None)
+    if provider is not None and (not isinstance(provider, str) or not provider):
+        raise ConfigError(f"provider in {where} must be a provider name, not {provider!r}")
+    return Section(provider, table, where)
+
+
+def _provider_section(name: str, table: Mapping[str, Any], where: str) -> ProviderSection:
+    options = dict(table)
+    api_key_env = options.pop("api_key_env", None)
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
+        raise ConfigError(f"api_key_env in {where} must name an environment variable, not {api_key_env!r}")
+    if "provider" in options:
+        raise ConfigError(f"{where} is already about {name!r}: it takes options, not 'provider'")
+    return ProviderSection(name, options, api_key_env, where)
+
+
+def _profile(name: str, value: Any, where: str) -> Profile:
+    table = _table(value, f"[profiles.{name}]{where}")
+    _check_keys(table, KINDS, f"[profiles.{name}]{where}")
+    if not table:
+        raise ConfigError(f"[profiles.{name}]{where} is empty: give it stt = {{...}} and/or tts = {{...}}")
+    sections = {kind: _section(table[kind], f"[profiles.{name}.{kind}]{where}") for kind in KINDS if kind in table}
+    return Profile(name, **sections)

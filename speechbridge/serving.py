@@ -1,0 +1,91 @@
+"""Serving fronts: run an ASGI app with uvicorn (the ``server`` extra), and keep secrets out of its logs.
+
+Browser clients put single-use tokens in the URL (``?token=...``) and uvicorn logs every request line, so the
+values of secret query parameters are masked in everything uvicorn logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final, TypeAlias
+
+from .errors import MissingDependency, TransportError
+
+__all__ = ["ASGIApp", "RedactSecrets", "listen", "redact", "run", "serve"]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+ASGIApp: TypeAlias = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+SECRET_PARAMETERS: Final = ("token", "api_key", "apikey", "key", "x-api-key")
+_SECRET_VALUE = re.compile(rf"([?&](?:{'|'.join(map(re.escape, SECRET_PARAMETERS))})=)[^&\s\"']*", re.IGNORECASE)
+UVICORN_LOGGERS: Final = ("uvicorn.error", "uvicorn.access")
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret query parameters replaced by ``***``."""
+    return _SECRET_VALUE.sub(r"\1***", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secret query parameters in a log record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port); failing to bind is a TransportError."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM; ``on_listening(url)`` is called once it listens."""
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        raise MissingDependency("uvicorn", "server") from None
+    config = uvicorn.Config(app, log_level=log_level, lifespan="auto", ws="websockets-sansio")
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(each, RedactSecrets) for each in logger.filters):
+            logger.addFilter(RedactSecrets())
+    sock = listen(host, port)
+    try:
+        if on_listening is not None:
+            on_listening(_url_of(sock))
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def run(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+    """Serve ``app`` on ``host:port`` until interrupted (the blocking form of :func:`serve`)."""
+    asyncio.run(serve(app, host=host, port=port, log_level=log_level))

@@ -1,0 +1,28 @@
+"""Test your speech app offline: scripted providers, speech samples, a pytest plugin and the backend contract.
+
+- :class:`ScriptedSTT` / :class:`ScriptedTTS`: deterministic providers that really process audio and text.
+- :func:`scripted_registry`: the installed backends plus the scripted ones.
+- ``speechbridge.testing.pytest_plugin`` (loaded automatically): fixtures ``scripted_stt``, ``scripted_tts``,
+  ``speech_sample`` and ``speech_registry``.
+- :class:`LiveServer`: runs an ASGI app (such as a provider's wire-compatible front) on a local port in the test's loop.
+- ``speechbridge.testing.contract``: ``STTContract`` / ``TTSContract``, the suite every backend passes.
+"""
+
+from __future__ import annotations
+
+from .plugin import scripted_registry
+from .samples import DEFAULT_TEXT, SpeechSample, make_speech_sample, word_overlap, words_of
+from .scripted import ScriptedSTT, ScriptedTTS
+from .servers import LiveServer
+
+__all__ = [
+    "DEFAULT_TEXT",
+    "LiveServer",
+    "ScriptedSTT",
+    "ScriptedTTS",
+    "SpeechSample",
+    "make_speech_sample",
+    "scripted_registry",
+    "word_overlap",
+    "words_of",
+]

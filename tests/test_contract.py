@@ -1,0 +1,53 @@
+"""Every installed backend, and the scripted providers, pass the backend contract.
+
+Each provider serves the whole module, as it would serve many streams in an app (and its engines load once).
+Backends that talk to a vendor run the same suites in their own tests, against their fake server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from speechbridge.provider import Provider
+from speechbridge.stt import STTProvider
+from speechbridge.testing import ScriptedSTT, SpeechSample, scripted_registry
+from speechbridge.testing.contract import STTContract, TTSContract
+from speechbridge.tts import TTSProvider
+
+REGISTRY = scripted_registry()
+
+
+def _serve(provider: Provider[Any]) -> Iterator[Any]:
+    yield provider
+    asyncio.run(provider.aclose())
+
+
+def _skip_vendor(cls: type[Any]) -> None:
+    if cls.api_key_env is not None:
+        pytest.skip(f"{cls.name} talks to a vendor: its own tests run the contract against its fake server")
+
+
+@pytest.fixture(scope="module", params=REGISTRY.names("stt"))
+def stt_provider(request: pytest.FixtureRequest, speech_sample: SpeechSample) -> Iterator[STTProvider[Any]]:
+    cls = REGISTRY.stt(request.param)
+    _skip_vendor(cls)
+    yield from _serve(ScriptedSTT.for_audio(speech_sample.audio, speech_sample.words) if cls is ScriptedSTT else cls())
+
+
+@pytest.fixture(scope="module", params=REGISTRY.names("tts"))
+def tts_provider(request: pytest.FixtureRequest) -> Iterator[TTSProvider[Any]]:
+    cls = REGISTRY.tts(request.param)
+    _skip_vendor(cls)
+    yield from _serve(cls())
+
+
+class TestSTT(STTContract):
+    pass
+
+
+class TestTTS(TTSContract):
+    pass
