@@ -3,6 +3,9 @@
     speechbridge transcribe FILE [--json] [--stream [--speed X | --fast]] [--provider P | --profile N] [-O KEY=VALUE]
     speechbridge speak TEXT -o OUT [--voice V] [--format F] [--provider P | --profile N] [-O KEY=VALUE]
     speechbridge providers [--json]
+    speechbridge voices [--provider P | --profile N] [-O KEY=VALUE] [--json]
+    speechbridge serve FRONT [--backend B | --stt-backend S --tts-backend T] [--profile N] [--host H] [--port P]
+                             [--api-key-env NAME | --allow-any-key]
     speechbridge config check
 
 ``--config PATH`` picks the config file and ``--debug`` shows tracebacks. An error prints one line,
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ipaddress
 import json
+import os
 import sys
 import time
 import tomllib
@@ -25,14 +31,16 @@ from typing import Any, NoReturn, TextIO
 
 import attrs
 
-from . import plugins
+from . import plugins, serving
 from .audio import PCMAudio, read_file
 from .config import KINDS, load_config
 from .errors import AudioFormatError, ConfigError, SpeechBridgeError, UnsupportedFeature
 from .events import Transcript
-from .stt import STTCapabilities, STTProvider
+from .plugins import ProviderRegistry
+from .stt import STTProvider
 from .sync import input_format, speak
-from .tts import TTSCapabilities
+from .testing.plugin import scripted_registry
+from .tts import Voice
 
 __all__ = ["main"]
 
@@ -40,6 +48,7 @@ PROG = "speechbridge"
 USAGE_ERRORS = (ConfigError, AudioFormatError, UnsupportedFeature)
 CHUNK_S = 0.1  # --stream pushes audio in chunks of this many seconds
 LONG_FILE_S = 30.0  # batch transcription of a file this long shows a status line on a terminal
+SCRIPTED = "scripted"  # the test doubles' name: `serve --backend scripted` adds them to the registry
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +78,12 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    if not (text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     providers = commands.add_parser("providers", parents=[common], help="list the installed providers")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.set_defaults(run=_providers)
+
+    voices = commands.add_parser("voices", parents=[common, choice], help="list the voices of the TTS provider")
+    voices.add_argument("--json", action="store_true", help="print JSON")
+    voices.set_defaults(run=_voices)
+
+    serve = commands.add_parser("serve", parents=[common], help="serve a vendor's API (a front) backed by any provider")
+    serve.add_argument("front", help="the API to serve, e.g. gradium ('speechbridge providers' lists the fronts)")
+    serve.add_argument("--backend", metavar="NAME", help="the provider behind STT and TTS (default: the configured)")
+    serve.add_argument("--stt-backend", metavar="NAME", help="the STT provider behind the front")
+    serve.add_argument("--tts-backend", metavar="NAME", help="the TTS provider behind the front")
+    serve.add_argument("--profile", help="a named profile of the config to make the providers from")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080, help="the port to listen on (default: 8080; 0: any free)")
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument("--api-key-env", metavar="NAME", help="clients must send the key held in this variable")
+    keys.add_argument("--allow-any-key", action="store_true", help="accept any key (the default on a loopback host)")
+    serve.set_defaults(run=_serve)
 
     config = commands.add_parser("config", parents=[common], help="inspect the configuration")
     config_commands = config.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -303,25 +335,43 @@ def _speak(args: argparse.Namespace) -> int:
 
 
 def _providers(args: argparse.Namespace) -> int:
-    infos = list(plugins.get_registry())
+    registry = plugins.get_registry()
+    rows = [
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "distribution": info.distribution,
+            "version": info.version,
+            "plugin": info.plugin,
+            "capabilities": attrs.asdict(info.capabilities),
+        }
+        for info in registry
+    ]
+    rows += [
+        {
+            "name": front.name,
+            "kind": "front",
+            "distribution": front.distribution,
+            "version": front.version,
+            "plugin": front.plugin,
+            "capabilities": None,
+        }
+        for front in registry.fronts()
+    ]
+    rows.sort(key=lambda row: (row["name"], row["kind"]))
     if args.json:
-        rows = [
-            {
-                "name": info.name,
-                "kind": info.kind,
-                "distribution": info.distribution,
-                "version": info.version,
-                "plugin": info.plugin,
-                "capabilities": attrs.asdict(info.capabilities),
-            }
-            for info in infos
-        ]
         print(json.dumps(rows, indent=2))
         return 0
     table = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "CAPABILITIES")]
     table += [
-        (info.name, info.kind, info.distribution or "-", info.version or "-", _capabilities_text(info.capabilities))
-        for info in infos
+        (
+            row["name"],
+            row["kind"],
+            row["distribution"] or "-",
+            row["version"] or "-",
+            _capabilities_text(row["capabilities"]) if row["capabilities"] is not None else "-",
+        )
+        for row in rows
     ]
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     for row in table:
@@ -329,12 +379,91 @@ def _providers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capabilities_text(capabilities: STTCapabilities | TTSCapabilities) -> str:
-    values = attrs.asdict(capabilities)
+def _capabilities_text(values: dict[str, Any]) -> str:
     flags = [name for name, value in values.items() if value is True]
     if values.get("languages"):
         flags.append(f"languages={'/'.join(values['languages'])}")
     return ",".join(flags) or "-"
+
+
+def _voices(args: argparse.Namespace) -> int:
+    config = load_config(getattr(args, "config", None))
+    tts = config.tts(profile=args.profile, provider=args.provider, **dict(args.options))
+
+    async def listed() -> list[Voice]:
+        async with tts:
+            return await tts.voices()
+
+    voices = asyncio.run(listed())
+    if args.json:
+        print(json.dumps([attrs.asdict(voice) for voice in voices], indent=2))
+        return 0
+    table = [("ID", "NAME", "LANGUAGE", "DESCRIPTION")]
+    table += [(voice.id, voice.name, voice.language or "-", voice.description or "-") for voice in voices]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+# --- serve ------------------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    chosen = {args.backend, args.stt_backend, args.tts_backend}
+    registry = scripted_registry() if SCRIPTED in chosen else plugins.get_registry()
+    factory = registry.front(args.front)
+    api_keys = _api_keys(args.api_key_env, args.allow_any_key, args.host)
+    config = load_config(getattr(args, "config", None), registry=registry)
+    if args.backend is not None and not any(args.backend in registry.names(kind) for kind in KINDS):
+        known = sorted(set(registry.names("stt")) | set(registry.names("tts")))
+        raise ConfigError(f"unknown provider {args.backend!r}, given as --backend", allowed=known)
+    stt = None if _lacks(registry, "stt", args) else config.stt(args.profile, args.stt_backend or args.backend)
+    tts = None if _lacks(registry, "tts", args) else config.tts(args.profile, args.tts_backend or args.backend)
+    app = factory(stt, tts, api_keys=api_keys)
+    keys = f"clients must send the key in {args.api_key_env}" if api_keys is not None else "any API key accepted"
+    backends = f"stt: {stt.name if stt else 'none'}, tts: {tts.name if tts else 'none'}"
+
+    def listening(url: str) -> None:
+        print(f"{PROG}: serving the {args.front} API on {url} ({backends}; {keys})", file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            for provider in (stt, tts):
+                if provider is not None:
+                    await stack.enter_async_context(provider)
+            await serving.serve(app, host=args.host, port=args.port, on_listening=listening)
+
+    asyncio.run(run())
+    return 0
+
+
+def _lacks(registry: ProviderRegistry, kind: str, args: argparse.Namespace) -> bool:
+    """True when ``--backend`` names a provider without a ``kind`` ("stt" or "tts") and no other is given for it."""
+    own = getattr(args, f"{kind}_backend")
+    return own is None and args.backend is not None and args.backend not in registry.names(kind)
+
+
+def _api_keys(variable: str | None, allow_any: bool, host: str) -> tuple[str, ...] | None:
+    """The keys clients must present (None: any key); listening beyond this machine needs an explicit choice."""
+    if variable is not None:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            raise ConfigError(f"{variable} is not set: it must hold the API key clients send (--api-key-env)")
+        return (value,)
+    if not allow_any and not _is_loopback(host):
+        raise ConfigError(
+            f"--host {host} lets other machines connect: require a key with --api-key-env NAME, or --allow-any-key"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _config_check(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The plugin manager: loads every backend from the ``speechbridge`` entry-point group and looks providers and fronts up.
+"""The plugin manager: loads every backend from the ``speechbridge`` entry-point group; looks providers and fronts up.
 
 ``SPEECHBRIDGE_DISABLE_PLUGINS=a,b`` blocks the named plugins (entry-point names);
 ``SPEECHBRIDGE_TRACE_PLUGINS=1`` logs every hook call.
@@ -59,9 +59,7 @@ class ProviderInfo:
 class FrontFactory(Protocol):
     """Makes a front: an ASGI app speaking a vendor's API, delegating to ``stt`` and ``tts`` (either may be None)."""
 
-    def __call__(
-        self, stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any
-    ) -> ASGIApp: ...
+    def __call__(self, stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any) -> ASGIApp: ...
 
 
 @attrs.frozen
@@ -108,7 +106,7 @@ class ProviderRegistry:
         if not isinstance(name, str):
             raise TypeError(f"add_front takes the front's name as a string, not {name!r}")
         if not FRONT_NAME.fullmatch(name):
-            raise ValueError(f"a front's name is lower-case letters, digits, '-' and '_', such as 'gradium', not {name!r}")
+            raise ValueError(f"a front's name is lower-case letters, digits, - and _ (e.g. 'gradium'), not {name!r}")
         if not callable(factory):
             raise TypeError(f"add_front takes a factory (stt, tts, **options) -> ASGI app, not {factory!r}")
         existing = self._fronts.get(name)

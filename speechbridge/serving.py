@@ -1,12 +1,14 @@
 """Serving fronts: run an ASGI app with uvicorn (the ``server`` extra), and keep secrets out of its logs.
 
-Browser clients put single-use tokens in the URL (``?token=...``) and uvicorn logs every request line, so the
-values of secret query parameters are masked in everything uvicorn logs.
+uvicorn logs every request line to standard error (standard output stays empty). Browser clients put single-use
+tokens in the URL (``?token=...``), so every URL in what it logs passes through
+:func:`~speechbridge.transports.redact_url`, which masks the values of token, key and secret query parameters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import socket
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
 
 from .errors import MissingDependency, TransportError
+from .transports import redact_url
 
 __all__ = ["ASGIApp", "RedactSecrets", "listen", "redact", "run", "serve"]
 
@@ -23,14 +26,12 @@ ASGIApp: TypeAlias = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
 
-SECRET_PARAMETERS: Final = ("token", "api_key", "apikey", "key", "x-api-key")
-_SECRET_VALUE = re.compile(rf"([?&](?:{'|'.join(map(re.escape, SECRET_PARAMETERS))})=)[^&\s\"']*", re.IGNORECASE)
-UVICORN_LOGGERS: Final = ("uvicorn.error", "uvicorn.access")
+_WITH_QUERY: Final = re.compile(r"[^\s\"'?]*\?[^\s\"']+")  # a URL or path with a query string
 
 
 def redact(text: str) -> str:
-    """``text`` with the values of secret query parameters replaced by ``***``."""
-    return _SECRET_VALUE.sub(r"\1***", text)
+    """``text`` with the values of secret query parameters of every URL or path in it replaced by ``***``."""
+    return _WITH_QUERY.sub(lambda found: redact_url(found.group()), text)
 
 
 class RedactSecrets(logging.Filter):
@@ -72,11 +73,9 @@ async def serve(
         import uvicorn
     except ModuleNotFoundError:
         raise MissingDependency("uvicorn", "server") from None
-    config = uvicorn.Config(app, log_level=log_level, lifespan="auto", ws="websockets-sansio")
-    for name in UVICORN_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(each, RedactSecrets) for each in logger.filters):
-            logger.addFilter(RedactSecrets())
+    config = uvicorn.Config(
+        app, log_level=log_level, log_config=_log_config(uvicorn), lifespan="auto", ws="websockets-sansio"
+    )
     sock = listen(host, port)
     try:
         if on_listening is not None:
@@ -84,6 +83,16 @@ async def serve(
         await uvicorn.Server(config).serve(sockets=[sock])
     finally:
         sock.close()
+
+
+def _log_config(uvicorn: Any) -> dict[str, Any]:
+    """uvicorn's logging, every line to standard error through :class:`RedactSecrets`."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"redact_secrets": {"()": RedactSecrets}}
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+        handler["filters"] = ["redact_secrets"]
+    return config
 
 
 def run(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:

@@ -105,9 +105,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-def error_from_status(
-    status: int, body: str, *, provider: str, retry_after: float | None = None
-) -> SpeechBridgeError:
+def error_from_status(status: int, body: str, *, provider: str, retry_after: float | None = None) -> SpeechBridgeError:
     """The generic typed error for an HTTP ``status``: 401/403 authentication, 429 rate limit, 5xx retryable."""
     message = body or f"HTTP {status}"
     if status in (401, 403):
@@ -165,7 +163,9 @@ async def connect_websocket(
             compression=None,
         )
     except InvalidURI:
-        raise ConfigError(f"not a WebSocket URL: {shown!r} (accepted: ws://... or wss://...)", provider=provider) from None
+        raise ConfigError(
+            f"not a WebSocket URL: {shown!r} (accepted: ws://... or wss://...)", provider=provider
+        ) from None
     except InvalidStatus as exc:
         response = exc.response
         body = scrub(bytes(response.body or b"").decode("utf-8", "replace"), secrets)
@@ -196,7 +196,9 @@ def closed_error(
     code = exc.rcvd.code if exc.rcvd is not None else None
     reason = scrub(exc.rcvd.reason, secrets) if exc.rcvd is not None else ""
     if code is None or code in (1000, 1001, 1006):
-        told = f" with code {code}" + (f" ({reason})" if reason else "") if code is not None else " without a close frame"
+        told = (
+            f" with code {code}" + (f" ({reason})" if reason else "") if code is not None else " without a close frame"
+        )
         return TransportError(f"the connection closed{told} before the request finished", provider=provider)
     message = reason or f"connection closed with code {code}"
     if mapper is not None:

@@ -9,7 +9,7 @@ import attrs
 
 from .audio import AudioFormat, StreamConverter, wav_header
 from .errors import AudioFormatError, ConfigError, UnsupportedFeature
-from .events import AudioChunk, Flushed, TTSEvent, WordTiming
+from .events import AudioChunk, Flushed, StreamEnded, TTSEvent, WordTiming
 from .provider import Provider
 from .streams import EventStream, StreamState
 
@@ -94,18 +94,22 @@ class TTSStream(EventStream[TTSEvent]):
 
     def _emit_audio(self, native: bytes) -> None:
         """Report audio in ``native_format``; it is converted and emitted as an :class:`AudioChunk`."""
-        data = self._converter.process(native)
-        if data and self._header:
-            data, self._header = self._header + data, b""
-        if data:
-            self._emit(AudioChunk(data, self.format))
+        self._emit_converted(self._converter.process(native))
 
     def _emit_audio_end(self) -> None:
         """Report that no more audio will come, so the converter's tail is emitted."""
-        data = self._header + self._converter.flush()
-        self._header = b""
+        self._emit_converted(self._converter.flush(), last=True)
+
+    def _emit(self, event: TTSEvent | StreamEnded | Flushed) -> None:
+        if isinstance(event, Flushed):
+            self._emit_converted(self._converter.flush())  # the flushed text's audio, all of it, before Flushed
+        super()._emit(event)
+
+    def _emit_converted(self, data: bytes, *, last: bool = False) -> None:
+        if (data or last) and self._header:
+            data, self._header = self._header + data, b""
         if data:
-            self._emit(AudioChunk(data, self.format))
+            super()._emit(AudioChunk(data, self.format))
 
     @abc.abstractmethod
     async def _send_text(self, text: str) -> None:

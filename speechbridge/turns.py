@@ -6,17 +6,22 @@ at a time and acts on the :class:`TurnSignal` it returns (emit ``SpeechStarted``
 
 :class:`SilenceTurnDetector` serves providers whose only signal is a plain speech / no-speech VAD (webrtcvad in the
 local backend): a turn ends after a fixed stretch of silence that follows speech.
+
+:class:`SemanticTurnDetector` serves providers with a predictive VAD (Gradium's ``step`` messages): a turn ends when
+the model predicts the speaker will stay silent over a horizon, once some text of the turn is pending. The stream then
+flushes and ends the turn when the provider confirms that flush.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import attrs
 
 from .errors import ConfigError
 
-__all__ = ["SilenceTurnDetector", "TurnSignal"]
+__all__ = ["SemanticTurnDetector", "SilenceTurnDetector", "TurnSignal"]
 
 
 @attrs.frozen
@@ -76,3 +81,69 @@ class SilenceTurnDetector:
         """Forget the turn in progress, if any (the stream time keeps running)."""
         self._in_speech = False
         self._run_start = None
+
+
+class SemanticTurnDetector:
+    """A turn ends when the inactivity probability at ``horizon_s`` is at least ``threshold`` for ``steps``
+    consecutive steps while text of the turn is pending.
+
+    The probability is read from the entry whose horizon is nearest ``horizon_s``. After a flush (the one this policy
+    asks for, or any other the stream sends: call :meth:`flush_sent`) VAD is ignored for ``cooldown_s`` of stream time,
+    since a flush makes the model's predictions unreliable for a few steps.
+    """
+
+    def __init__(
+        self, horizon_s: float = 2.0, *, threshold: float = 0.5, steps: int = 1, cooldown_s: float = 0.64
+    ) -> None:
+        if not horizon_s > 0:
+            raise ConfigError(f"horizon_s must be a positive number of seconds, not {horizon_s!r}")
+        if not 0 <= threshold <= 1:
+            raise ConfigError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"steps must be a whole number of at least 1, not {steps!r}")
+        if not cooldown_s >= 0:
+            raise ConfigError(f"cooldown_s must be zero or more seconds, not {cooldown_s!r}")
+        self.horizon_s = horizon_s
+        self.threshold = threshold
+        self.steps = steps
+        self.cooldown_s = cooldown_s
+        self.time_s = 0.0
+        self._quiet_until: float | None = None
+        self._run_start: float | None = None  # time of the first step of the current inactive run
+        self._run_steps = 0
+
+    def update(
+        self, time_s: float, inactivity: Sequence[tuple[float, float]], *, has_pending_text: bool
+    ) -> TurnSignal | None:
+        """Feed the step ending at ``time_s`` with its ``(horizon_s, inactivity_prob)`` pairs.
+
+        Returns ``turn_ended`` (``time_s`` is the first step of the inactive run) when the caller should flush and end
+        the turn; the cooldown starts at once.
+        """
+        if not inactivity:
+            raise ValueError("a step needs at least one (horizon_s, inactivity_prob) pair")
+        self.time_s = time_s
+        if self._quiet_until is not None and time_s <= self._quiet_until + 1e-9:
+            return None
+        probability = min(inactivity, key=lambda pair: abs(pair[0] - self.horizon_s))[1]
+        if not has_pending_text or probability < self.threshold:
+            self._run_start, self._run_steps = None, 0
+            return None
+        if self._run_start is None:
+            self._run_start = time_s
+        self._run_steps += 1
+        if self._run_steps < self.steps:
+            return None
+        signal = TurnSignal("turn_ended", self._run_start)
+        self.flush_sent()
+        return signal
+
+    def flush_sent(self) -> None:
+        """A flush went out after the latest step: ignore the next ``cooldown_s`` of steps."""
+        self._quiet_until = self.time_s + self.cooldown_s
+        self._run_start, self._run_steps = None, 0
+
+    def reset(self) -> None:
+        """Forget the inactive run and any cooldown (the stream time keeps running)."""
+        self._quiet_until = None
+        self._run_start, self._run_steps = None, 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import json
@@ -11,18 +12,23 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import jiwer
 import pytest
+import websockets
 
-from speechbridge import cli, plugins
+from speechbridge import cli, plugins, serving
+from speechbridge.audio import PCMAudio, encode
 from speechbridge.errors import ProviderError
 from speechbridge.plugins import ProviderRegistry
+from speechbridge.testing import ScriptedSTT, ScriptedTTS, make_speech_sample
 
 CODE = ["--provider", "code"]
 
@@ -428,3 +434,254 @@ def test_ctrl_c_in_a_real_process_exits_130_without_a_traceback(local_speech: Pa
     assert b"/3.0 s" in shown
     assert process.returncode == 130
     assert b"Traceback" not in shown
+
+
+# --- serve ------------------------------------------------------------------------------------------------------
+
+
+class EchoFront:
+    """A front whose app answers every HTTP request with the names of the providers behind it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, object, dict[str, object]]] = []
+
+    def __call__(self, stt: object, tts: object, /, **options: object) -> Callable[..., object]:
+        self.calls.append((stt, tts, options))
+
+        async def app(scope: dict[str, object], receive: Callable[..., object], send: Callable[..., object]) -> None:
+            names = f"{getattr(stt, 'name', None)} {getattr(tts, 'name', None)}".encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": names})  # type: ignore[operator]
+
+        return app
+
+
+@pytest.fixture
+def echo(installed: ProviderRegistry) -> EchoFront:
+    """The in-test registry with an ``echo`` front."""
+    front = EchoFront()
+    installed.add_front("echo", front)
+    return front
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Record what `serve` would listen on instead of serving (the real serving runs in a subprocess below)."""
+    calls: list[dict[str, object]] = []
+
+    async def record(app: object, *, host: str, port: int, on_listening: Callable[[str], None]) -> None:
+        calls.append({"app": app, "host": host, "port": port})
+        on_listening(f"http://{host}:{port}")
+
+    monkeypatch.setattr(serving, "serve", record)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["serve"], ["the following arguments are required: front"]),
+        (["serve", "nope"], ["unknown front 'nope' (allowed: echo)"]),
+        (
+            ["serve", "echo", "--backend", "nope"],
+            ["unknown provider 'nope', given as --backend (allowed: code, keyed)"],
+        ),
+        (["serve", "echo", "--stt-backend", "nope"], ["unknown stt provider 'nope'", "(allowed: code, keyed)"]),
+        (
+            ["serve", "echo", "--backend", "code", "--tts-backend", "keyed"],
+            ["unknown tts provider 'keyed'", "(allowed: code)"],
+        ),
+        (["serve", "echo", "--backend", "code", "--profile", "nope"], ["unknown profile 'nope'"]),
+        (["serve", "echo", "--port", "65536"], ["expected a port number from 0 to 65535, got '65536'"]),
+        (["serve", "echo", "--port", "-1"], ["expected a port number from 0 to 65535, got '-1'"]),
+        (["serve", "echo", "--backend", "code", "--host", "0.0.0.0"], ["--host 0.0.0.0 lets other machines connect"]),
+        (["serve", "echo", "--backend", "code", "--api-key-env", "SB_UNSET_KEY"], ["SB_UNSET_KEY is not set"]),
+        (["serve", "echo", "--api-key-env", "K", "--allow-any-key"], ["not allowed with argument --api-key-env"]),
+    ],
+)
+def test_serve_bad_arguments_are_one_line_and_exit_2(echo: EchoFront, served, capsys, monkeypatch, argv, fragments):
+    monkeypatch.delenv("SB_UNSET_KEY", raising=False)
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, *fragments)
+    assert echo.calls == [] and served == []
+
+
+def test_serve_makes_the_backends_through_the_config(echo: EchoFront, served, tmp_path: Path, capsys):
+    (tmp_path / "speechbridge.toml").write_text(
+        '[stt]\nprovider = "code"\nlanguage = "fr"\n[tts]\nprovider = "code"\n'
+        '[profiles.loud]\ntts = { voice = "shout" }\n'
+    )
+    assert run(capsys, "serve", "echo", "--port", "0", "--profile", "loud")[:2] == (0, "")
+    stt, tts, options = echo.calls[-1]
+    assert (type(stt).__name__, stt.settings.language) == ("CodeSTT", "fr")  # type: ignore[attr-defined]
+    assert (type(tts).__name__, tts.settings.voice) == ("CodeTTS", "shout")  # type: ignore[attr-defined]
+    assert options == {"api_keys": None}
+    assert {key: served[-1][key] for key in ("host", "port")} == {"host": "127.0.0.1", "port": 0}
+
+
+@pytest.mark.parametrize(
+    ("flags", "backends"),
+    [
+        (["--backend", "code"], ("CodeSTT", "CodeTTS", "stt: code, tts: code")),
+        (["--backend", "keyed"], ("KeyedSTT", None, "stt: keyed, tts: none")),
+        (["--backend", "keyed", "--tts-backend", "code"], ("KeyedSTT", "CodeTTS", "stt: keyed, tts: code")),
+        (["--stt-backend", "code", "--tts-backend", "code"], ("CodeSTT", "CodeTTS", "stt: code, tts: code")),
+    ],
+)
+def test_serve_backend_choice(echo: EchoFront, served, capsys, flags: list[str], backends: tuple[str | None, ...]):
+    code, out, err = run(capsys, "serve", "echo", *flags)
+    assert (code, out) == (0, "")
+    stt, tts, _ = echo.calls[-1]
+    assert (type(stt).__name__, type(tts).__name__ if tts is not None else None) == backends[:2]
+    assert err == f"speechbridge: serving the echo API on http://127.0.0.1:8080 ({backends[2]}; any API key accepted)\n"
+
+
+def test_serve_requires_the_key_from_the_environment_and_never_prints_it(
+    echo: EchoFront, served, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SB_FRONT_KEY", "sk-front-secret")
+    code, _, err = run(
+        capsys, "serve", "echo", "--backend", "code", "--host", "0.0.0.0", "--api-key-env", "SB_FRONT_KEY"
+    )
+    assert code == 0
+    assert echo.calls[-1][2] == {"api_keys": ("sk-front-secret",)}
+    assert "clients must send the key in SB_FRONT_KEY" in err and "sk-front-secret" not in err
+    assert run(capsys, "serve", "echo", "--backend", "code", "--host", "0.0.0.0", "--allow-any-key")[0] == 0
+    assert echo.calls[-1][2] == {"api_keys": None}
+
+
+def test_serve_closes_the_providers(echo: EchoFront, served, installed: ProviderRegistry, capsys):
+    before = installed.stt("code").closed  # type: ignore[attr-defined]
+    assert run(capsys, "serve", "echo", "--backend", "code")[0] == 0
+    assert installed.stt("code").closed == before + 1  # type: ignore[attr-defined]
+
+
+def test_serve_on_a_busy_port_is_exit_1(echo: EchoFront, capsys):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code, _, err = run(capsys, "serve", "echo", "--backend", "code", "--port", str(port))
+    assert code == 1
+    assert_one_line_error(err, f"cannot listen on 127.0.0.1:{port}: ")
+
+
+# --- voices -----------------------------------------------------------------------------------------------------
+
+
+def test_voices_table(installed, capsys):
+    code, out, err = run(capsys, "voices", *CODE)
+    assert (code, err) == (0, "")
+    assert [line.split() for line in out.splitlines()] == [
+        ["ID", "NAME", "LANGUAGE", "DESCRIPTION"],
+        ["plain", "Plain", "-", "-"],
+        ["shout", "Shout", "-", "-"],
+    ]
+
+
+def test_voices_json_of_the_configured_provider(installed, tmp_path: Path, capsys):
+    (tmp_path / "speechbridge.toml").write_text('[tts]\nprovider = "code"\n')
+    code, out, err = run(capsys, "voices", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [
+        {"id": "plain", "name": "Plain", "language": None, "description": None},
+        {"id": "shout", "name": "Shout", "language": None, "description": None},
+    ]
+
+
+def test_voices_errors(installed, capsys, monkeypatch: pytest.MonkeyPatch):
+    code, _, err = run(capsys, "voices", "--provider", "nope")
+    assert code == 2
+    assert_one_line_error(err, "unknown", "nope", "code")
+    code, _, err = run(capsys, "voices", *CODE, "-O", "pitch=3")
+    assert code == 2
+    assert_one_line_error(err, "unknown option 'pitch'")
+
+    async def refuse(self: object) -> list[object]:
+        raise ProviderError("voice list unavailable", provider="code", code=503)
+
+    monkeypatch.setattr(installed.tts("code"), "voices", refuse)
+    code, out, err = run(capsys, "voices", *CODE)
+    assert (code, out) == (1, "")
+    assert_one_line_error(err, "voice list unavailable")
+
+
+def test_local_voices(real_registry: None, capsys):
+    code, out, _ = run(capsys, "voices", "--provider", "local", "--json")
+    assert code == 0
+    voices = json.loads(out)
+    assert voices and all(voice["id"] and voice["name"] for voice in voices)
+    assert any(voice["language"] for voice in voices)
+
+
+# --- serve, in a real process -----------------------------------------------------------------------------------
+
+SERVE_KEY = "sk-serve-do-not-log"
+
+
+def _wait_for_banner(process: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
+    """The URL `serve` announces on stderr once it listens."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout_s
+    seen = ""
+    while time.monotonic() < deadline and process.poll() is None:
+        if select.select([process.stderr], [], [], 0.1)[0]:
+            line = process.stderr.readline()
+            seen += line
+            found = re.search(r"serving the gradium API on (http://\S+) ", line)
+            if found:
+                return found.group(1)
+    raise AssertionError(f"serve did not start: {seen!r}")
+
+
+async def _speak_over_websocket(url: str, text: str) -> tuple[list[str], bytes]:
+    """Gradium's TTS WebSocket with a browser token: the words it timed and the audio (16 kHz PCM)."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        token = (await client.get("/api/api-keys/token", headers={"x-api-key": SERVE_KEY})).json()["token"]
+    async with websockets.connect(f"ws{url.removeprefix('http')}/api/speech/tts?token={token}") as socket_:
+        await socket_.send(json.dumps({"type": "setup", "voice_id": "sine", "output_format": "pcm_16000"}))
+        assert json.loads(await socket_.recv())["type"] == "ready"
+        await socket_.send(json.dumps({"type": "text", "text": text}))
+        await socket_.send(json.dumps({"type": "end_of_stream"}))
+        messages = [json.loads(frame) async for frame in socket_]
+        assert socket_.close_code == 1000
+    assert messages[-1]["type"] == "end_of_stream"
+    words = [message["text"] for message in messages if message["type"] == "text"]
+    audio = b"".join(base64.b64decode(message["audio"]) for message in messages if message["type"] == "audio")
+    return words, audio
+
+
+def test_serve_runs_the_gradium_front_until_ctrl_c(tmp_path: Path):
+    pytest.importorskip("speechbridge_gradium")
+    pytest.importorskip("uvicorn")
+    sample = asyncio.run(make_speech_sample(ScriptedTTS(sample_rate=16000), "hello world"))
+    ms_per_word = ScriptedSTT.for_audio(sample.audio, sample.words).settings.ms_per_word
+    (tmp_path / "speechbridge.toml").write_text(
+        f'[providers.scripted]\nscript = "hello world"\nms_per_word = {ms_per_word}\n'
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SPEECHBRIDGE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speechbridge.cli", "serve", "gradium", "--backend", "scripted", "--port", "0",
+         "--api-key-env", "SB_SERVE_KEY"],
+        cwd=tmp_path, env={**env, "SB_SERVE_KEY": SERVE_KEY}, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = _wait_for_banner(process)
+        words, audio = asyncio.run(_speak_over_websocket(url, "hello world"))
+        assert words == ["hello", "world"]
+        wav = encode(PCMAudio(audio, 16000), "wav")
+        heard = httpx.post(f"{url}/api/post/speech/asr", content=wav, headers={"x-api-key": SERVE_KEY}, timeout=30)
+        assert heard.status_code == 200
+        lines = [json.loads(line) for line in heard.text.splitlines()]
+        assert [line["text"] for line in lines if line["type"] == "text"] == ["hello", "world"]
+        refused = httpx.post(f"{url}/api/post/speech/asr", content=wav, headers={"x-api-key": "wrong"}, timeout=30)
+        assert (refused.status_code, refused.text) == (500, "error from server 1008: API key is revoked or expired")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert SERVE_KEY not in err
+    assert "/api/speech/tts?token=*** " in err.replace('"', " ")  # uvicorn's log line, the token masked
+    assert "gdt_" not in err

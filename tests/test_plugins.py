@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from speechbridge import cli, hookspecs, plugins
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "speechbridge_spec"))
 
 ACME_PLUGIN = '''
-"""Acme's speech backend: it hears how long the audio is, and speaks a beep per word."""
+"""Acme's speech backend: it hears how long the audio is, and speaks a beep per word; its front transcribes."""
 
 from __future__ import annotations
 
@@ -73,10 +74,34 @@ class AcmeTTS(TTSProvider[AcmeSettings]):
         raise NotImplementedError
 
 
+def make_acme_app(stt, tts, /, **options):
+    """Acme's API: POST /transcribe with a WAV body answers the text."""
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        text = (await stt.transcribe(body)).text if stt is not None else "no stt"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": f"{text} ({sorted(options)})".encode()})
+
+    return app
+
+
 @hookimpl
 def speechbridge_register_providers(registry):
     registry.add_stt(AcmeSTT)
     registry.add_tts(AcmeTTS)
+
+
+@hookimpl
+def speechbridge_register_fronts(registry):
+    registry.add_front("acme", make_acme_app)
 '''
 
 
@@ -137,9 +162,14 @@ def test_selectable_from_config_with_no_change_to_the_core(acme: Path, tmp_path:
 
 def test_cli_lists_it(acme: Path, capsys: pytest.CaptureFixture[str]):
     assert cli.main(["providers"]) == 0
-    rows = [line.split()[:4] for line in capsys.readouterr().out.splitlines()]
-    assert ["acme", "stt", "acme-speech", "1.2.3"] in rows
-    assert ["acme", "tts", "acme-speech", "1.2.3"] in rows
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    acme_rows = [row for row in rows if row[0] == "acme"]
+    assert [row[:4] for row in acme_rows] == [
+        ["acme", "front", "acme-speech", "1.2.3"],
+        ["acme", "stt", "acme-speech", "1.2.3"],
+        ["acme", "tts", "acme-speech", "1.2.3"],
+    ]
+    assert acme_rows[0][4:] == ["-"]
 
 
 def test_cli_in_a_fresh_process_lists_it(acme: Path):
@@ -156,6 +186,8 @@ def test_cli_in_a_fresh_process_lists_it(acme: Path):
     rows = {(row["name"], row["kind"]): row for row in json.loads(result.stdout)}
     assert rows[("acme", "tts")]["version"] == "1.2.3"
     assert rows[("acme", "stt")]["capabilities"]["streaming"] is False
+    assert rows[("acme", "front")]["distribution"] in ("acme-speech", "acme_speech")
+    assert rows[("acme", "front")]["capabilities"] is None
 
 
 def test_disabled_plugin_is_blocked(acme: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
@@ -208,6 +240,51 @@ def test_hook_speechbridge_register_providers(acme: Path):
         build_registry(plugin_manager(load_entrypoints=False, plugins=[_Plugin(str)]))
 
 
+class _FrontPlugin:
+    def __init__(self, name: object, factory: object) -> None:
+        self.name, self.factory = name, factory
+
+    @hookimpl
+    def speechbridge_register_fronts(self, registry: ProviderRegistry) -> None:
+        registry.add_front(self.name, self.factory)  # type: ignore[arg-type]
+
+
+async def test_hook_speechbridge_register_fronts(acme: Path):
+    registry = build_registry(plugin_manager())
+    front = next(front for front in registry.fronts() if front.name == "acme")
+    assert (front.plugin, front.version) == ("acme", "1.2.3")
+    assert front.distribution in ("acme-speech", "acme_speech")
+    assert "acme" in registry.names("front")
+
+    app = registry.front("acme")(registry.stt("acme")(), None, api_keys=None)
+    wav = encode(PCMAudio(b"\x10\x00" * 8000, 16000), "wav")  # 0.5 s: two beeps
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://acme") as client:
+        response = await client.post("/transcribe", content=wav)
+    assert response.text == "beep beep (['api_keys'])"
+
+    with pytest.raises(ConfigError, match=r"unknown front 'acne'") as caught:
+        registry.front("acne")
+    assert "acme" in caught.value.allowed
+
+    factory = registry.front("acme")
+    twice = build_registry(
+        plugin_manager(load_entrypoints=False, plugins=[_FrontPlugin("x", factory), _FrontPlugin("x", factory)])
+    )
+    assert twice.names("front") == ["x"]
+    assert twice.names("stt") == []
+    with pytest.raises(ConfigError, match=r"two plugins register the front 'x'"):
+        build_registry(
+            plugin_manager(load_entrypoints=False, plugins=[_FrontPlugin("x", factory), _FrontPlugin("x", len)])
+        )
+    for name, wrong, error in [
+        ("x", "not callable", TypeError),
+        (7, factory, TypeError),
+        ("Ac me", factory, ValueError),
+    ]:
+        with pytest.raises(error, match=r"add_front|front's name"):
+            build_registry(plugin_manager(load_entrypoints=False, plugins=[_FrontPlugin(name, wrong)]))
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_test(hook: str):
     assert f"test_hook_{hook}" in globals(), f"add test_hook_{hook} to {Path(__file__).name}"
@@ -219,4 +296,4 @@ def test_every_hook_is_documented(hook: str):
 
 
 def test_hooks_are_found():
-    assert "speechbridge_register_providers" in HOOKS
+    assert {"speechbridge_register_providers", "speechbridge_register_fronts"} <= set(HOOKS)

@@ -16,8 +16,9 @@ from speechbridge.testing import LiveServer
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """HTTP: answers its path. WebSocket: echoes text until the client leaves."""
     if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
+        await receive()  # startup
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # shutdown
         await send({"type": "lifespan.shutdown.complete"})
     elif scope["type"] == "http":
         await receive()

@@ -399,6 +399,18 @@ async def test_tts_audio_is_converted_to_the_requested_format() -> None:
     assert isinstance(events[-1], StreamEnded)
 
 
+async def test_tts_flush_delivers_all_resampled_audio_before_the_confirmation() -> None:
+    async with RecordingTTSStream("pcm_16000") as stream:
+        for _ in range(2):
+            await stream.send_text("abcd")
+            await stream.flush()
+            events = []
+            while not isinstance(event := await bounded(anext(aiter(stream))), Flushed):
+                events.append(event)
+            audio = decode(b"".join(event.data for event in events), "pcm_16000")
+            assert abs(audio.duration_s - 0.04) < 0.0005  # the resampler's held-back tail came out too
+
+
 async def test_tts_wav_stream_leads_with_one_open_ended_header() -> None:
     async with RecordingTTSStream("wav") as stream:
         await stream.send_text("ab")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from speechbridge.errors import ConfigError
-from speechbridge.turns import SilenceTurnDetector, TurnSignal
+from speechbridge.turns import SemanticTurnDetector, SilenceTurnDetector, TurnSignal
 
 
 def feed(detector: SilenceTurnDetector, pattern: str, step_s: float = 0.1) -> list[TurnSignal]:
@@ -70,3 +70,68 @@ def test_silence_must_be_positive(silence_s: float) -> None:
 def test_negative_steps_are_refused() -> None:
     with pytest.raises(ValueError, match="duration_s"):
         SilenceTurnDetector(0.5).update(True, -0.1)
+
+
+def semantic(detector: SemanticTurnDetector, probabilities: str, *, text: bool = True) -> list[TurnSignal]:
+    """Feed one 80 ms step per character: a digit d means inactivity d/10 on the 2 s horizon (0.0 elsewhere)."""
+    signals = []
+    for char in probabilities:
+        time_s = round(detector.time_s + 0.08, 6)
+        pairs = ((0.5, 0.0), (1.0, 0.0), (2.0, int(char) / 10), (3.0, 0.0))
+        signals.append(detector.update(time_s, pairs, has_pending_text=text))
+    return [signal for signal in signals if signal is not None]
+
+
+def test_semantic_turn_ends_on_the_chosen_horizon() -> None:
+    detector = SemanticTurnDetector()
+    assert semantic(detector, "1234") == []
+    assert semantic(detector, "5") == [TurnSignal("turn_ended", pytest.approx(0.4))]
+
+
+def test_semantic_turn_needs_pending_text() -> None:
+    assert semantic(SemanticTurnDetector(), "99999", text=False) == []
+
+
+def test_semantic_turn_needs_consecutive_steps() -> None:
+    detector = SemanticTurnDetector(threshold=0.7, steps=3)
+    assert semantic(detector, "8818828") == []  # a dip restarts the count
+    assert semantic(detector, "88") == [TurnSignal("turn_ended", pytest.approx(0.56))]
+
+
+def test_semantic_turn_reads_the_nearest_horizon() -> None:
+    detector = SemanticTurnDetector(horizon_s=3.0)  # 3.0 s reads the last entry, always 0 here
+    assert semantic(detector, "9999") == []
+    detector = SemanticTurnDetector(horizon_s=1.8)
+    assert semantic(detector, "9") == [TurnSignal("turn_ended", pytest.approx(0.08))]
+
+
+def test_semantic_turn_ignores_steps_during_the_cooldown() -> None:
+    detector = SemanticTurnDetector(cooldown_s=0.64)
+    assert len(semantic(detector, "9")) == 1
+    assert semantic(detector, "99999999") == []  # 8 steps = 0.64 s ignored
+    assert semantic(detector, "9") == [TurnSignal("turn_ended", pytest.approx(0.8))]
+
+
+def test_any_flush_starts_the_cooldown_and_reset_ends_it() -> None:
+    detector = SemanticTurnDetector(cooldown_s=0.24)
+    semantic(detector, "0")
+    detector.flush_sent()
+    assert semantic(detector, "999") == []
+    assert len(semantic(detector, "9")) == 1
+    detector.reset()
+    assert len(semantic(detector, "9")) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [({"horizon_s": 0}, "horizon_s"), ({"threshold": 1.5}, "threshold"), ({"steps": 0}, "steps"),
+     ({"steps": 1.5}, "steps"), ({"cooldown_s": -1}, "cooldown_s")],
+)  # fmt: skip
+def test_semantic_settings_are_checked(options: dict[str, float], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        SemanticTurnDetector(**options)  # type: ignore[arg-type]
+
+
+def test_a_step_without_predictions_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        SemanticTurnDetector().update(0.08, (), has_pending_text=True)

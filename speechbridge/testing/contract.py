@@ -38,13 +38,14 @@ from ..events import (
     VADUpdate,
     WordTiming,
 )
+from ..provider import Provider
 from ..streams import EventStream
 from ..stt import STTProvider, STTStream
 from ..tts import TTSProvider, Voice
 from .samples import SpeechSample, word_overlap, words_of
 from .scripted import level_dbfs
 
-__all__ = ["STTContract", "TTSContract"]
+__all__ = ["STTContract", "TTSContract", "final_text", "finals", "recognise", "within"]
 
 T = TypeVar("T")
 
@@ -123,8 +124,12 @@ def assert_plausible_speech(audio: PCMAudio, text: str) -> None:
     assert level_dbfs(audio.data) > SPEECH_LEVEL_DBFS, "the audio is (nearly) silent"
 
 
-async def assert_closes_cleanly(stream: EventStream[Any], feed: Any) -> None:
-    """Leaving ``async with`` by an error mid-stream cancels the stream's work and wakes a waiting consumer."""
+async def assert_closes_cleanly(provider: Provider[Any], stream: EventStream[Any], feed: Any) -> None:
+    """Leaving ``async with`` by an error mid-stream cancels the stream's work and wakes a waiting consumer.
+
+    A connection the provider shares between streams (a multiplexed socket) may outlive the stream, not the provider:
+    tasks still running after the stream are allowed only if closing ``provider`` ends them.
+    """
     before = asyncio.all_tasks()
 
     async def consume() -> None:
@@ -143,7 +148,11 @@ async def assert_closes_cleanly(stream: EventStream[Any], feed: Any) -> None:
         await within(consumer)
     await asyncio.sleep(0)
     left = {task for task in asyncio.all_tasks() if not task.done()} - before
-    assert not left, f"tasks still running after the stream closed: {left}"
+    if left:
+        await within(provider.aclose())
+        await asyncio.sleep(0)
+        left = {task for task in left if not task.done()}
+    assert not left, f"tasks still running after the stream and its provider closed: {left}"
 
 
 class STTContract:
@@ -219,7 +228,7 @@ class STTContract:
         self._streaming(stt_provider)
         half = speech_sample.audio.data[: len(speech_sample.audio.data) // 4 * 2]
         await assert_closes_cleanly(
-            stt_provider.stream(format=speech_sample.audio.format), lambda stream: send_all(stream, half)
+            stt_provider, stt_provider.stream(format=speech_sample.audio.format), lambda stream: send_all(stream, half)
         )
 
     # --- flush and end ----------------------------------------------------------------------------------------
@@ -584,4 +593,4 @@ class TTSContract:
         async def feed(stream: Any) -> None:
             await stream.send_text(TTS_PIECES[0])
 
-        await assert_closes_cleanly(tts_provider.stream(format="pcm_16000"), feed)
+        await assert_closes_cleanly(tts_provider, tts_provider.stream(format="pcm_16000"), feed)

@@ -5,7 +5,9 @@
 
 The server listens on ``127.0.0.1`` and a free port chosen by the OS. Leaving the block stops it, closing any open
 WebSocket with 1012 (service restart) and cancelling handlers that do not finish within ``shutdown_timeout``.
-Needs the ``server`` extra (uvicorn).
+WebSockets are served by uvicorn's ``websockets-sansio`` protocol; a WebSocket handler that returns without closing
+makes the server drop the TCP connection with no close frame (what a fault-injecting front uses). The process's
+signal handlers are left alone. Needs the ``server`` extra (uvicorn).
 """
 
 from __future__ import annotations

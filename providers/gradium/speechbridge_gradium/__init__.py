@@ -1,0 +1,1 @@
+"""speechbridge's Gradium backend: the reference backend, and a wire-compatible Gradium server."""

@@ -1,0 +1,190 @@
+"""The Gradium backend passes the backend contract against the Gradium front on 127.0.0.1.
+
+Batch calls go over REST and streams over WebSocket, each on its own socket and multiplexed over one socket
+(``multiplex=True``). Behind the front: the scripted providers (deterministic, fitted to the contract's speech
+sample), and the local engines (real speech in, real speech out).
+
+Each front runs in a thread with its own event loop, so the test's loop holds only the client's tasks: the contract
+checks that a stream leaves none behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from speechbridge_gradium.server import make_app
+from speechbridge_gradium.stt import GradiumSTT
+from speechbridge_gradium.tts import GradiumTTS
+
+from speechbridge import plugins
+from speechbridge.events import AudioChunk, WordTiming
+from speechbridge.stt import STTProvider
+from speechbridge.testing import LiveServer, ScriptedSTT, ScriptedTTS, SpeechSample, make_speech_sample
+from speechbridge.testing.contract import STTContract, TTSContract, final_text, recognise, within
+from speechbridge.tts import TTSProvider
+
+KEY = "contract-test-key"
+TRANSPORTS = {"own-socket": False, "multiplexed": True}
+START_TIMEOUT_S = 30.0
+
+
+class FrontThread:
+    """A Gradium front under :class:`LiveServer`, on its own event loop in a thread; ``api_url`` is its REST base.
+
+    The front's providers are closed with it.
+    """
+
+    def __init__(self, stt: STTProvider[Any], tts: TTSProvider[Any]) -> None:
+        self.stt, self.tts = stt, tts
+        self.app = make_app(stt, tts, api_keys=[KEY])
+        self.api_url = ""
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="gradium front", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:
+            self._error = error
+        finally:
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with self.stt, self.tts, LiveServer(self.app) as server:
+            self.api_url = f"{server.url}/api"
+            self._started.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> FrontThread:
+        self._thread.start()
+        if not self._started.wait(START_TIMEOUT_S) or not self.api_url:
+            raise RuntimeError(f"the Gradium front did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(START_TIMEOUT_S)
+        if self._error is not None:
+            raise self._error
+
+
+@pytest.fixture(scope="module")
+def scripted_front(speech_sample: SpeechSample) -> Iterator[FrontThread]:
+    """A Gradium front that hears the words of ``speech_sample`` and speaks tones."""
+    with FrontThread(ScriptedSTT.for_audio(speech_sample.audio, speech_sample.words), ScriptedTTS()) as front:
+        yield front
+
+
+@pytest.fixture(params=list(TRANSPORTS), ids=list(TRANSPORTS))
+def multiplex(request: pytest.FixtureRequest) -> bool:
+    return TRANSPORTS[request.param]
+
+
+class TestScriptedSTT(STTContract):
+    @pytest.fixture
+    async def stt_provider(self, scripted_front: FrontThread, multiplex: bool) -> AsyncIterator[GradiumSTT]:
+        async with GradiumSTT(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as stt:
+            yield stt
+
+
+class TestScriptedTTS(TTSContract):
+    @pytest.fixture
+    async def tts_provider(self, scripted_front: FrontThread, multiplex: bool) -> AsyncIterator[GradiumTTS]:
+        async with GradiumTTS(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as tts:
+            yield tts
+
+
+async def test_concurrent_streams_share_one_socket_when_multiplexed(
+    scripted_front: FrontThread, speech_sample: SpeechSample, multiplex: bool
+) -> None:
+    """Three recognitions and three syntheses at once: one socket per endpoint multiplexed, one per stream if not."""
+    front = scripted_front.app.state.front
+    audio = speech_sample.audio
+
+    async def speak(tts: GradiumTTS, text: str) -> list[Any]:
+        async with tts.stream(format="pcm_16000") as stream:
+            await stream.send_text(text)
+            await stream.end()
+            return await within(stream.collect())
+
+    before = front.connections
+    async with (
+        GradiumSTT(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as stt,
+        GradiumTTS(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as tts,
+    ):
+        heard = await asyncio.gather(*(recognise(stt, audio.data, audio.format) for _ in range(3)))
+        spoken = await asyncio.gather(*(speak(tts, f"stream number {n}") for n in range(3)))
+    assert front.connections - before == (2 if multiplex else 6)
+    assert [final_text(events) for events in heard] == [speech_sample.text] * 3
+    for n, events in enumerate(spoken):
+        words = [event.text for event in events if isinstance(event, WordTiming)]
+        assert words == ["stream", "number", str(n)]
+        assert sum(len(event.data) for event in events if isinstance(event, AudioChunk)) > 0
+
+
+# --- the local engines behind the front -------------------------------------------------------------------------
+
+
+def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
+    registry = plugins.get_registry()
+    if "local" not in registry.names("stt") or "local" not in registry.names("tts"):
+        pytest.skip("the local backend is not installed")
+    return registry.stt("local"), registry.tts("local")
+
+
+@pytest.fixture(scope="module")
+def local_front() -> Iterator[FrontThread]:
+    """A Gradium front backed by the local engines: pocketsphinx listens, hibari-tts speaks."""
+    stt_class, tts_class = _local_or_skip()
+    with FrontThread(stt_class(), tts_class()) as front:
+        yield front
+
+
+@pytest.fixture(scope="module")
+def local_speech() -> SpeechSample:
+    """Real speech, from the local TTS."""
+    _, tts_class = _local_or_skip()
+
+    async def speak() -> SpeechSample:
+        async with tts_class() as tts:
+            return await make_speech_sample(tts)
+
+    return asyncio.run(speak())
+
+
+class TestLocalSTT(STTContract):
+    """Real speech through Gradium's wire to pocketsphinx.
+
+    A Gradium word, once sent, is final, but pocketsphinx revises its interim words; the front sends a word
+    ``delay_in_frames`` after it ends, so the longest delay (48 frames, 3.84 s) keeps every revision of this sample.
+    """
+
+    @pytest.fixture
+    def speech_sample(self, local_speech: SpeechSample) -> SpeechSample:
+        return local_speech
+
+    @pytest.fixture
+    async def stt_provider(self, local_front: FrontThread) -> AsyncIterator[GradiumSTT]:
+        async with GradiumSTT(api_key=KEY, base_url=local_front.api_url, delay_in_frames=48) as stt:
+            yield stt
+
+
+class TestLocalTTS(TTSContract):
+    """hibari-tts speaking through Gradium's wire, several streams on one socket."""
+
+    @pytest.fixture
+    async def tts_provider(self, local_front: FrontThread) -> AsyncIterator[GradiumTTS]:
+        async with GradiumTTS(api_key=KEY, base_url=local_front.api_url, multiplex=True) as tts:
+            yield tts
+
+    async def test_word_timings_as_declared(self, tts_provider: TTSProvider[Any]) -> None:
+        pytest.skip("hibari-tts gives no word times, so a front behind it sends no 'text' messages")
