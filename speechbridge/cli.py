@@ -7,6 +7,9 @@
     speechbridge serve FRONT [--backend B | --stt-backend S --tts-backend T] [--profile N] [--host H] [--port P]
                              [--api-key-env NAME | --allow-any-key]
     speechbridge config check
+    speechbridge compare [DIR_OR_MANIFEST] (--profile N | --provider P)... [--mode stream|batch|both] [--fast]
+                         [--concurrency N] [--out DIR] [--fresh] [--baseline N] [--normalizer NAME]
+                         [--tts TEXTS_FILE [--judge-stt NAME]]
 
 ``--config PATH`` picks the config file and ``--debug`` shows tracebacks. An error prints one line,
 ``speechbridge: error: ...``, and exits with 2 for bad configuration, options or input, 1 when a provider or the
@@ -25,7 +28,7 @@ import sys
 import time
 import tomllib
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from typing import Any, NoReturn, TextIO
 
@@ -33,7 +36,10 @@ import attrs
 
 from . import plugins, serving
 from .audio import PCMAudio, read_file
-from .config import KINDS, load_config
+from .compare import Comparison, Progress, compare_stt, compare_tts
+from .compare.metrics import NORMALIZERS
+from .compare.report import format_differences, format_table, write_reports
+from .config import KINDS, Config, load_config
 from .errors import AudioFormatError, ConfigError, SpeechBridgeError, UnsupportedFeature
 from .events import Transcript
 from .plugins import ProviderRegistry
@@ -49,6 +55,9 @@ USAGE_ERRORS = (ConfigError, AudioFormatError, UnsupportedFeature)
 CHUNK_S = 0.1  # --stream pushes audio in chunks of this many seconds
 LONG_FILE_S = 30.0  # batch transcription of a file this long shows a status line on a terminal
 SCRIPTED = "scripted"  # the test doubles' name: `serve --backend scripted` adds them to the registry
+COMPARE_MODES = ("stream", "batch", "both")
+COMPARE_OUT = "compare-results"
+BAR_WIDTH = 24
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +87,21 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    if not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
+def _target(kind: str) -> Callable[[str], tuple[str, str]]:
+    def parse(text: str) -> tuple[str, str]:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected a {kind} name")
+        return kind, text.strip()
+
+    return parse
 
 
 def _port(text: str) -> int:
@@ -139,6 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--api-key-env", metavar="NAME", help="clients must send the key held in this variable")
     keys.add_argument("--allow-any-key", action="store_true", help="accept any key (the default on a loopback host)")
     serve.set_defaults(run=_serve)
+
+    compare = commands.add_parser(
+        "compare", parents=[common], help="compare STT (and TTS) profiles on your audio: WER, latency, cost",
+        description="Run every recording through every profile; print median and P95 per profile, write per-run "
+        "JSONL and CSV, summary.json and a self-contained report.html to --out. A rerun resumes.",
+    )  # fmt: skip
+    compare.add_argument("source", nargs="?", help="a folder of audio + .txt transcripts, or a .csv/.jsonl manifest")
+    compare.add_argument(
+        "--profile", dest="targets", action="append", type=_target("profile"), default=[], metavar="NAME",
+        help="a profile of the config to compare (repeatable; the first is the baseline unless --baseline)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--provider", dest="targets", action="append", type=_target("provider"), metavar="NAME",
+        help="a provider to compare with its configured options (repeatable)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--mode", choices=COMPARE_MODES, default="stream", help="stream, batch or both (default: stream)"
+    )
+    compare.add_argument("--fast", action="store_true", help="stream audio as fast as the provider takes it")
+    compare.add_argument(
+        "--concurrency", type=_count, default=2, metavar="N", help="runs at once per provider (default 2)"
+    )
+    compare.add_argument("--out", default=COMPARE_OUT, metavar="DIR", help=f"the results folder ({COMPARE_OUT})")
+    compare.add_argument("--fresh", action="store_true", help="discard earlier runs in --out instead of resuming")
+    compare.add_argument("--baseline", metavar="NAME", help="the profile the others are compared with")
+    compare.add_argument("--normalizer", choices=NORMALIZERS, default="default", help="text normalizer for WER")
+    compare.add_argument("--tts", metavar="TEXTS_FILE", help="also compare TTS on these texts (.txt, .csv, .jsonl)")
+    compare.add_argument("--judge-stt", metavar="NAME", help="with --tts: the STT profile or provider that listens")
+    compare.set_defaults(run=_compare)
 
     config = commands.add_parser("config", parents=[common], help="inspect the configuration")
     config_commands = config.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -405,6 +458,81 @@ def _voices(args: argparse.Namespace) -> int:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
         print("  ".join(cells).rstrip())
     return 0
+
+
+# --- compare ----------------------------------------------------------------------------------------------------
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if args.source is None and args.tts is None:
+        raise ConfigError("give recordings to compare STT on (DIR_OR_MANIFEST), texts for TTS (--tts), or both")
+    if args.judge_stt and not args.tts:
+        raise ConfigError("--judge-stt goes with --tts")
+    if not args.targets:
+        raise ConfigError("name what to compare with --profile NAME and/or --provider NAME (at least one)")
+    config = load_config(getattr(args, "config", None))
+    names = _compared_names(args.targets, config)
+    if args.baseline is not None and args.baseline not in names:
+        raise ConfigError(f"--baseline {args.baseline} is not one of the profiles compared", allowed=names)
+    common = {
+        "config": config,
+        "mode": args.mode,
+        "concurrency": args.concurrency,
+        "out_dir": args.out,
+        "resume": not args.fresh,
+        "normalizer": args.normalizer,
+        "baseline": args.baseline,
+    }
+    status = StatusLine(sys.stderr)
+    comparisons: list[Comparison] = []
+    try:
+        if args.source is not None:
+            stt_run = compare_stt(args.source, names, fast=args.fast, progress=_progress(status, "stt"), **common)
+            comparisons.append(asyncio.run(stt_run))
+        if args.tts is not None:
+            tts_run = compare_tts(args.tts, names, judge=args.judge_stt, progress=_progress(status, "tts"), **common)
+            comparisons.append(asyncio.run(tts_run))
+    finally:
+        status.clear()
+        written = write_reports(comparisons, args.out) if comparisons else []
+    texts = [text for each in comparisons for text in (format_table(each), format_differences(each)) if text]
+    print("\n\n".join(texts))
+    runs_files = [each.runs_file for each in comparisons if each.runs_file is not None]
+    print(f"\nresults: {', '.join(str(path) for path in [*runs_files, *written])}")
+    hopeless = [each.kind.upper() for each in comparisons if not any(run.ok for run in each.runs)]
+    if hopeless:
+        raise SpeechBridgeError(f"every {' and '.join(hopeless)} run failed: see the failures in {written[-1]}")
+    return 0
+
+
+def _compared_names(targets: Sequence[tuple[str, str]], config: Config) -> list[str]:
+    """The names of ``--profile`` / ``--provider`` in order, each checked to be what it was given as."""
+    registry = config.registry if config.registry is not None else plugins.get_registry()
+    for kind, name in targets:
+        if kind == "profile" and name not in config.profiles:
+            raise ConfigError(f"unknown profile {name!r}, given as --profile", allowed=config.profile_names)
+        if kind == "provider" and name in config.profiles:
+            raise ConfigError(f"{name!r} names a profile too: compare it with --profile {name}")
+        if kind == "provider" and not any(name in registry.names(each) for each in KINDS):
+            known = sorted(set(registry.names("stt")) | set(registry.names("tts")))
+            raise ConfigError(f"unknown provider {name!r}, given as --provider", allowed=known)
+    return list(dict.fromkeys(name for _, name in targets))
+
+
+def _progress(status: StatusLine, kind: str) -> Callable[[Progress], None]:
+    """Show ``kind``'s runs as a bar on the status line, with the counts and the run that just finished."""
+
+    def show(progress: Progress) -> None:
+        filled = round(BAR_WIDTH * progress.done / progress.total) if progress.total else BAR_WIDTH
+        text = f"{kind} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress.done}/{progress.total} runs"
+        counts = ((progress.skipped, "resumed"), (progress.failed, "failed"))
+        notes = [f"{count} {what}" for count, what in counts if count]
+        text += f" ({', '.join(notes)})" if notes else ""
+        if progress.run is not None:
+            text += f"  {progress.run.item} / {progress.run.profile} / {progress.run.mode}"
+        status.show(text)
+
+    return show
 
 
 # --- serve ------------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ none at all, both providers are ``local``::
     delay_in_frames = 8
     [profiles.deepgram]                   # named profiles, e.g. for A/B comparisons
     stt = { provider = "deepgram", model = "nova-3" }
+    [pricing.deepgram]                    # US dollars, for cost estimates in `speechbridge compare`
+    stt_per_minute = 0.0043
 
 Which provider, highest first: keyword arguments, the profile asked for, ``SPEECHBRIDGE_STT`` / ``SPEECHBRIDGE_TTS``,
 ``[stt]`` / ``[tts]``, ``local``. Options, highest first: keyword arguments, the profile, ``[stt]`` / ``[tts]``,
@@ -44,7 +46,8 @@ CONFIG_ENV = "SPEECHBRIDGE_CONFIG"
 PROVIDER_ENV = {"stt": "SPEECHBRIDGE_STT", "tts": "SPEECHBRIDGE_TTS"}
 DEFAULT_PROVIDER = "local"
 KINDS = ("stt", "tts")
-TOP_LEVEL_KEYS = ("stt", "tts", "providers", "profiles")
+TOP_LEVEL_KEYS = ("stt", "tts", "providers", "profiles", "pricing")
+PRICE_KEYS = ("stt_per_minute", "tts_per_1k_chars")
 KEY_IN_FILE = (
     "API keys do not belong in the config file; they come from the environment: "
     'put api_key_env = "NAME_OF_THE_VARIABLE" in [providers.<name>]'
@@ -101,6 +104,7 @@ class Config:
     profiles: Mapping[str, Profile] = attrs.field(factory=dict)
     path: Path | None = None
     registry: ProviderRegistry | None = attrs.field(default=None, eq=False, repr=False)
+    pricing: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
 
     @classmethod
     def from_dict(
@@ -117,7 +121,9 @@ class Config:
             for name, table in providers_table.items()
         }
         profiles = {name: _profile(name, table, where) for name, table in profiles_table.items()}
-        return cls(stt, tts, providers, profiles, path, registry)
+        pricing_table = _table(data.get("pricing", {}), f"[pricing]{where}")
+        pricing = {name: _prices(table, f"[pricing.{name}]{where}") for name, table in pricing_table.items()}
+        return cls(stt, tts, providers, profiles, path, registry, pricing)
 
     @property
     def profile_names(self) -> list[str]:
@@ -311,3 +317,13 @@ def _profile(name: str, value: Any, where: str) -> Profile:
         raise ConfigError(f"[profiles.{name}]{where} is empty: give it stt = {{...}} and/or tts = {{...}}")
     sections = {kind: _section(table[kind], f"[profiles.{name}.{kind}]{where}") for kind in KINDS if kind in table}
     return Profile(name, **sections)
+
+
+def _prices(value: Any, where: str) -> dict[str, float]:
+    """``[pricing.<provider>]``: US dollars per minute of STT audio and per 1000 TTS characters."""
+    table = _table(value, where)
+    _check_keys(table, PRICE_KEYS, where)
+    for key, price in table.items():
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
+            raise ConfigError(f"{key} in {where} must be a price in US dollars (a number >= 0), not {price!r}")
+    return {key: float(price) for key, price in table.items()}

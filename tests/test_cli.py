@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import csv
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import websockets
 
 from speechbridge import cli, plugins, serving
 from speechbridge.audio import PCMAudio, encode
-from speechbridge.errors import ProviderError
+from speechbridge.errors import ProviderError, RateLimitError
 from speechbridge.plugins import ProviderRegistry
 from speechbridge.testing import ScriptedSTT, ScriptedTTS, make_speech_sample
 
@@ -685,3 +686,208 @@ def test_serve_runs_the_gradium_front_until_ctrl_c(tmp_path: Path):
     assert SERVE_KEY not in err
     assert "/api/speech/tts?token=*** " in err.replace('"', " ")  # uvicorn's log line, the token masked
     assert "gdt_" not in err
+
+
+# --- compare ----------------------------------------------------------------------------------------------------
+
+COMPARE_CONFIG = """
+[profiles.plain]
+stt = { provider = "code" }
+tts = { provider = "code", sample_rate = 24000 }
+[profiles.lower]
+stt = { provider = "code", lowercase = true }
+tts = { provider = "code", voice = "shout", sample_rate = 24000 }
+[pricing.code]
+stt_per_minute = 0.6
+"""
+
+
+@pytest.fixture
+def dataset(installed, tmp_path: Path, make_wav: Callable[..., Path]) -> Path:
+    """Two recordings in the code voice: one heard exactly, one whose reference differs in one word of four."""
+    (tmp_path / "data").mkdir()
+    for name, spoken, reference in (("a", "hello world", "Hello, world!"), ("b", "good morning", "good evening")):
+        make_wav(spoken, f"data/{name}.wav")
+        (tmp_path / "data" / f"{name}.txt").write_text(reference)
+    (tmp_path / "speechbridge.toml").write_text(COMPARE_CONFIG)
+    return tmp_path / "data"
+
+
+def jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_compare_prints_the_table_and_writes_every_result(dataset: Path, capsys):
+    code, out, err = run(capsys, "compare", dataset, "--profile", "plain", "--profile", "lower", "--mode", "both")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "STT: 2 items"
+    assert lines[1].split()[:7] == ["PROFILE", "MODE", "PROVIDER", "OK/RUNS", "RETRIES", "WER", "S/D/I"]
+    rows = [line.split() for line in lines[2:6]]
+    assert [row[:7] for row in rows] == [
+        [profile, mode, "code", "2/2", "0", "25.0%", "1/0/0"]
+        for profile in ("plain", "lower")
+        for mode in ("stream", "batch")
+    ]
+    assert all(row[-2:] == ["0.5", f"${0.6 * 0.46 / 60:.4f}"] for row in rows)  # 0.22 s + 0.24 s at $0.60 a minute
+    assert "Differences against plain (other - plain, paired by item" in out
+    assert "too few pairs (under 5)" in out
+    results = Path("compare-results")
+    assert out.rstrip().endswith(
+        f"results: {results / 'stt_runs.jsonl'}, {results / 'stt_runs.csv'}, {results / 'summary.json'}, "
+        f"{results / 'report.html'}"
+    )
+    runs = jsonl(results / "stt_runs.jsonl")
+    assert sorted((run["item"], run["profile"], run["mode"]) for run in runs) == sorted(
+        (item, profile, mode) for item in "ab" for profile in ("plain", "lower") for mode in ("stream", "batch")
+    )
+    assert {run["hypothesis"] for run in runs} == {"hello world", "good morning"}
+    with (results / "stt_runs.csv").open(newline="") as file:
+        assert sorted(row["wer"] for row in csv.DictReader(file)) == ["0.0"] * 4 + ["0.5"] * 4
+    summary = json.loads((results / "summary.json").read_text())
+    assert [(row["profile"], row["mode"], row["wer"]) for row in summary["stt"]["summaries"]] == [
+        ("plain", "stream", 0.25), ("plain", "batch", 0.25), ("lower", "stream", 0.25), ("lower", "batch", 0.25)
+    ]  # fmt: skip
+    html = (results / "report.html").read_text()
+    assert "<h2>Speech to text</h2>" in html and "<script" not in html
+    assert "good <del>evening</del> <ins>morning</ins>" in html
+
+
+def test_compare_resumes_and_starts_afresh(dataset: Path, capsys):
+    argv = ["compare", dataset, "--provider", "code", "--fast"]
+    assert run(capsys, *argv)[0] == 0
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert out.startswith("STT: 2 items; 2 resumed from an earlier run\n")
+    assert len(jsonl(Path("compare-results/stt_runs.jsonl"))) == 2
+    code, out, _ = run(capsys, *argv, "--fresh", "--out", "compare-results")
+    assert code == 0 and "resumed" not in out
+    assert len(jsonl(Path("compare-results/stt_runs.jsonl"))) == 2
+
+
+def test_compare_shows_progress_on_a_terminal(dataset: Path, capsys, monkeypatch: pytest.MonkeyPatch):
+    terminal = TTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(["compare", str(dataset), "--profile", "plain", "--profile", "lower", "--fast"]) == 0
+    shown = terminal.getvalue()
+    assert "stt [........................] 0/4 runs" in shown
+    assert "stt [########################] 4/4 runs" in shown
+    assert re.search(r"\] [1-4]/4 runs  [ab] / (plain|lower) / stream", shown)
+    assert shown.endswith("\r\x1b[K")
+
+
+def test_compare_counts_retries_and_failures(dataset: Path, installed: ProviderRegistry, capsys, monkeypatch):
+    calls: list[int] = []
+    original = installed.stt("code")._transcribe
+
+    async def flaky(self: object, audio: bytes, *args: object) -> object:
+        calls.append(len(audio))
+        if len(calls) == 1:
+            raise RateLimitError("slow down", provider="code", retry_after=0.0)
+        if b"\x67\x00" in audio:  # the "g" of "good morning" always fails
+            raise ProviderError("cannot hear that", provider="code", code=422)
+        return await original(self, audio, *args)
+
+    monkeypatch.setattr(installed.stt("code"), "_transcribe", flaky)
+    code, out, err = run(capsys, "compare", dataset, "--provider", "code", "--mode", "batch", "--concurrency", "1")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[2].split()[:7] == ["code", "batch", "code", "1/2", "1", "0.0%", "0/0/0"]
+    failed = [run for run in jsonl(Path("compare-results/stt_runs.jsonl")) if run["error"]]
+    assert [(run["item"], run["error_type"], run["error"]) for run in failed] == [
+        ("b", "ProviderError", "code: cannot hear that [code 422]")
+    ]
+    assert "ProviderError: code: cannot hear that [code 422]" in Path("compare-results/report.html").read_text()
+
+
+def test_compare_where_every_run_fails_is_exit_1(dataset: Path, capsys):
+    code, out, err = run(capsys, "compare", dataset, "--provider", "keyed", "--mode", "batch")
+    assert code == 1
+    assert out.splitlines()[2].split()[:4] == ["keyed", "batch", "keyed", "0/2"]
+    assert_one_line_error(err, "every STT run failed: see the failures in compare-results/report.html")
+
+
+def test_compare_tts_with_a_judge(dataset: Path, tmp_path: Path, capsys):
+    (tmp_path / "texts.txt").write_text("Hello there.\nSee you at 5.\n")
+    argv = ["compare", "--tts", "texts.txt", "--profile", "plain", "--profile", "lower", "--judge-stt", "plain"]
+    code, out, err = run(capsys, *argv, "--out", "tts-results")
+    assert (code, err) == (0, "")
+    assert out.startswith("TTS (WER of the judge's round trip): 2 items\n")
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert [row[:7] for row in rows] == [
+        ["plain", "stream", "code", "2/2", "0", "0.0%", "0/0/0"],
+        ["lower", "stream", "code", "2/2", "0", "0.0%", "0/0/0"],
+    ]
+    runs = jsonl(Path("tts-results/tts_runs.jsonl"))
+    assert {(run["judge"], run["hypothesis"]) for run in runs} >= {("plain", "SEE YOU AT 5.")}
+    assert "<h2>Text to speech</h2>" in Path("tts-results/report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["compare", "{data}"], ["name what to compare with --profile NAME and/or --provider NAME"]),
+        (["compare", "--provider", "code"], ["give recordings to compare STT on (DIR_OR_MANIFEST), texts for TTS"]),
+        (
+            ["compare", "{data}", "--profile", "nope"],
+            ["unknown profile 'nope', given as --profile (allowed: lower, plain)"],
+        ),
+        (
+            ["compare", "{data}", "--provider", "nope"],
+            ["unknown provider 'nope', given as --provider (allowed: code, keyed)"],
+        ),
+        (
+            ["compare", "{data}", "--provider", "plain"],
+            ["'plain' names a profile too: compare it with --profile plain"],
+        ),
+        (["compare", "{data}", "--provider", "code", "--judge-stt", "code"], ["--judge-stt goes with --tts"]),
+        (
+            ["compare", "{data}", "--provider", "code", "--baseline", "x"],
+            ["--baseline x is not one of the profiles compared (allowed: code)"],
+        ),
+        (
+            ["compare", "{data}", "--provider", "code", "--concurrency", "0"],
+            ["expected a whole number above 0, got '0'"],
+        ),
+        (["compare", "{data}", "--provider", "code", "--mode", "live"], ["invalid choice: 'live'"]),
+        (["compare", "missing", "--provider", "code"], ["missing does not exist (allowed: a folder of audio files"]),
+        (["compare", "--tts", "missing.txt", "--provider", "code"], ["missing.txt"]),
+    ],
+)
+def test_compare_bad_input_is_one_line_and_exit_2(dataset: Path, capsys, argv: list[str], fragments: list[str]):
+    code, out, err = run(capsys, *[arg.format(data=dataset) for arg in argv])
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, *fragments)
+
+
+def test_compare_two_local_profiles_offline(local_speech: Path, tmp_path: Path, capsys):
+    data = tmp_path / "local-data"
+    data.mkdir()
+    (data / "fox.wav").write_bytes(local_speech.read_bytes())
+    (data / "fox.txt").write_text(SENTENCE)
+    config = tmp_path / "compare.toml"
+    config.write_text('[profiles.quick]\nstt = { provider = "local", silence_ms = 300 }\n')
+    code, out, err = run(
+        capsys, "compare", data, "--provider", "local", "--profile", "quick", "--fast", "--config", config
+    )
+    assert (code, err) == (0, "")
+    summaries = json.loads(Path("compare-results/summary.json").read_text())["stt"]["summaries"]
+    assert [(row["profile"], row["runs"], row["failures"]) for row in summaries] == [("local", 1, 0), ("quick", 1, 0)]
+    assert all(row["wer"] <= 0.25 for row in summaries)
+    assert all(row["metrics"]["first_transcript_s"]["count"] == 1 for row in summaries)
+    assert "quick" in out and "local" in out
+
+
+def test_compare_ctrl_c_exits_130_and_keeps_the_finished_runs(dataset: Path, capsys, monkeypatch: pytest.MonkeyPatch):
+    shown: list[str] = []
+
+    def interrupt_after_two_runs(self: cli.StatusLine, text: str) -> None:
+        shown.append(text)
+        if " 2/4 runs" in text and len(shown) <= 3:  # only in the first command
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C does: asyncio cancels the comparison
+
+    monkeypatch.setattr(cli.StatusLine, "show", interrupt_after_two_runs)
+    argv = ["compare", dataset, "--profile", "plain", "--profile", "lower", "--fast", "--concurrency", "1"]
+    assert run(capsys, *argv) == (130, "", "")
+    assert len(jsonl(Path("compare-results/stt_runs.jsonl"))) == 2
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and out.startswith("STT: 2 items; 2 resumed from an earlier run\n")

@@ -203,7 +203,7 @@ def test_unknown_profile_lists_the_profiles(config: Config):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[sst]\n", r"unknown key 'sst' in the top level .*\(allowed: stt, tts, providers, profiles\)"),
+        ("[sst]\n", r"unknown key 'sst' in the top level .*\(allowed: stt, tts, providers, profiles, pricing\)"),
         ("[profiles.a]\nvad = {}\n", r"unknown key 'vad' in \[profiles\.a\].*\(allowed: stt, tts\)"),
         ("[profiles.a]\n", r"\[profiles\.a\].* is empty"),
         ('stt = "code"\n', r"\[stt\].* must be a table, not str 'code'"),

@@ -38,7 +38,7 @@ def test_without_the_server_extra_the_providers_load_and_the_front_names_it():
         from speechbridge.errors import MissingDependency
         from speechbridge.plugins import get_registry
         registry = get_registry()
-        print(registry.names("stt"), registry.names("front"))
+        print("gradium" in registry.names("stt"), "gradium" in registry.names("front"))
         try:
             registry.front("gradium")(None, None)
         except MissingDependency as error:
@@ -48,5 +48,5 @@ def test_without_the_server_extra_the_providers_load_and_the_front_names_it():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     names, error = result.stdout.splitlines()
-    assert "'gradium'" in names and names.endswith("['gradium']")
+    assert names == "True True"
     assert error == "this needs the 'starlette' package: pip install 'speechbridge[server]'"

@@ -1,0 +1,1 @@
+"""speechbridge backend and wire-compatible front for the Deepgram speech API."""
