@@ -15,6 +15,7 @@ from .errors import (
     SpeechBridgeError,
     StreamClosed,
     TransportError,
+    UnknownVoice,
     UnsupportedFeature,
 )
 from .events import (
@@ -73,6 +74,7 @@ __all__ = [
     "Transcript",
     "TransportError",
     "TurnEnded",
+    "UnknownVoice",
     "UnsupportedFeature",
     "VADUpdate",
     "Voice",

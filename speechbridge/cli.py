@@ -7,6 +7,7 @@
     speechbridge serve FRONT [--backend B | --stt-backend S --tts-backend T] [--profile N] [--host H] [--port P]
                              [--api-key-env NAME | --allow-any-key]
     speechbridge config check
+    speechbridge migrate VENDOR FILE [--json]
     speechbridge compare [DIR_OR_MANIFEST] (--profile N | --provider P)... [--mode stream|batch|both] [--fast]
                          [--concurrency N] [--out DIR] [--fresh] [--baseline N] [--normalizer NAME]
                          [--tts TEXTS_FILE [--judge-stt NAME]]
@@ -42,6 +43,7 @@ from .compare.report import format_differences, format_table, write_reports
 from .config import KINDS, Config, load_config
 from .errors import AudioFormatError, ConfigError, SpeechBridgeError, UnsupportedFeature
 from .events import Transcript
+from .migrate import read_options
 from .plugins import ProviderRegistry
 from .stt import STTProvider
 from .sync import input_format, speak
@@ -192,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--tts", metavar="TEXTS_FILE", help="also compare TTS on these texts (.txt, .csv, .jsonl)")
     compare.add_argument("--judge-stt", metavar="NAME", help="with --tts: the STT profile or provider that listens")
     compare.set_defaults(run=_compare)
+
+    migrate = commands.add_parser(
+        "migrate", parents=[common], help="turn a vendor's own options into speechbridge config",
+        description="Print the speechbridge.toml for FILE (the vendor's options: JSON, .toml or a query string/URL) "
+        "and list on stderr every option that did not map, with the reason.",
+    )  # fmt: skip
+    migrate.add_argument("vendor", help="the vendor the options are for, e.g. deepgram")
+    migrate.add_argument("file", help="the vendor's options: a JSON object, a .toml file, or a query string or URL")
+    migrate.add_argument("--json", action="store_true", help="print JSON with the config, unmapped options and notes")
+    migrate.set_defaults(run=_migrate)
 
     config = commands.add_parser("config", parents=[common], help="inspect the configuration")
     config_commands = config.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -592,6 +604,22 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """The config for ``args.file``'s options on stdout, what did not map on stderr; a bad file exits with 1."""
+    migration_of = plugins.get_registry().migration(args.vendor)
+    try:
+        migration = migration_of(read_options(args.file))
+    except ConfigError as exc:
+        return _report(exc, 1, getattr(args, "debug", False))
+    if args.json:
+        print(json.dumps(migration.to_json(), indent=2))
+        return 0
+    print(migration.to_toml(), end="")
+    for each in migration.unmapped:
+        print(f"not migrated: {each.field} = {json.dumps(each.value)}: {each.reason}", file=sys.stderr)
+    return 0
 
 
 def _config_check(args: argparse.Namespace) -> int:

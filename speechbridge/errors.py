@@ -13,6 +13,7 @@ Every error is a :class:`SpeechBridgeError` and says whether retrying may help (
     │   ├── RateLimitError       too many requests; ``retry_after`` seconds when the vendor says
     │   ├── QuotaExceeded        out of credits or over a concurrency/usage cap
     │   └── InvalidRequest       the vendor rejected a setting, voice, model or payload
+    │       └── UnknownVoice     the vendor does not know the voice (also a ConfigError: fix the setting)
     ├── TransportError           the connection failed, dropped or timed out (retryable)
     └── ProtocolError            the peer sent something the protocol does not allow
 """
@@ -34,6 +35,7 @@ __all__ = [
     "SpeechBridgeError",
     "StreamClosed",
     "TransportError",
+    "UnknownVoice",
     "UnsupportedFeature",
 ]
 
@@ -137,6 +139,16 @@ class QuotaExceeded(ProviderError):
 
 class InvalidRequest(ProviderError):
     """The vendor rejected a setting, voice, model or payload."""
+
+
+class UnknownVoice(InvalidRequest, ConfigError):
+    """The vendor refused the request (``InvalidRequest``) because the voice setting names no voice it has
+    (``ConfigError``)."""
+
+    def __init__(self, message: str, *, provider: str | None = None, code: int | str | None = None) -> None:
+        SpeechBridgeError.__init__(self, message, provider=provider)
+        self.code = code
+        self.allowed = None
 
 
 class TransportError(SpeechBridgeError):

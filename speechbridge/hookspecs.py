@@ -21,6 +21,13 @@ provider::
     @hookimpl
     def speechbridge_register_fronts(registry):
         registry.add_front("acme", make_acme_app)   # make_acme_app(stt, tts, **options) -> ASGI app
+
+and **migrations**: functions turning the vendor's own options into speechbridge config
+(:mod:`speechbridge.migrate`)::
+
+    @hookimpl
+    def speechbridge_register_migrations(registry):
+        registry.add_migration("acme", migrate_acme)   # migrate_acme(options: dict) -> Migration
 """
 
 from __future__ import annotations
@@ -32,7 +39,13 @@ import pluggy
 if TYPE_CHECKING:
     from .plugins import ProviderRegistry
 
-__all__ = ["hookimpl", "hookspec", "speechbridge_register_fronts", "speechbridge_register_providers"]
+__all__ = [
+    "hookimpl",
+    "hookspec",
+    "speechbridge_register_fronts",
+    "speechbridge_register_migrations",
+    "speechbridge_register_providers",
+]
 
 hookspec = pluggy.HookspecMarker("speechbridge")
 hookimpl = pluggy.HookimplMarker("speechbridge")
@@ -46,3 +59,8 @@ def speechbridge_register_providers(registry: ProviderRegistry) -> None:
 @hookspec
 def speechbridge_register_fronts(registry: ProviderRegistry) -> None:
     """Add fronts (vendor-compatible ASGI servers) with ``registry.add_front(name, factory)``."""
+
+
+@hookspec
+def speechbridge_register_migrations(registry: ProviderRegistry) -> None:
+    """Add migrations of a vendor's options into speechbridge config with ``registry.add_migration(vendor, fn)``."""

@@ -1,4 +1,5 @@
-"""The plugin manager: loads every backend from the ``speechbridge`` entry-point group; looks providers and fronts up.
+"""The plugin manager: loads every backend from the ``speechbridge`` entry-point group; looks providers, fronts and
+migrations up.
 
 ``SPEECHBRIDGE_DISABLE_PLUGINS=a,b`` blocks the named plugins (entry-point names);
 ``SPEECHBRIDGE_TRACE_PLUGINS=1`` logs every hook call.
@@ -22,11 +23,13 @@ from .stt import STTCapabilities, STTProvider
 from .tts import TTSCapabilities, TTSProvider
 
 if TYPE_CHECKING:
+    from .migrate import MigrationFunction
     from .serving import ASGIApp
 
 __all__ = [
     "FrontFactory",
     "FrontInfo",
+    "MigrationInfo",
     "ProviderInfo",
     "ProviderRegistry",
     "build_registry",
@@ -36,7 +39,7 @@ __all__ = [
 
 log = logging.getLogger("speechbridge.plugins")
 GROUP = "speechbridge"
-HOOKS = ("speechbridge_register_providers", "speechbridge_register_fronts")
+HOOKS = ("speechbridge_register_providers", "speechbridge_register_fronts", "speechbridge_register_migrations")
 FRONT_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
@@ -73,12 +76,24 @@ class FrontInfo:
     version: str | None
 
 
+@attrs.frozen
+class MigrationInfo:
+    """One registered migration (a vendor's options into speechbridge config) and where it came from."""
+
+    vendor: str
+    function: MigrationFunction
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
 class ProviderRegistry:
-    """The provider classes and fronts the plugins added, by kind and name."""
+    """The provider classes, fronts and migrations the plugins added, by kind and name."""
 
     def __init__(self) -> None:
         self._providers: dict[tuple[str, str], ProviderInfo] = {}
         self._fronts: dict[str, FrontInfo] = {}
+        self._migrations: dict[str, MigrationInfo] = {}
         self._origin: tuple[str, str | None, str | None] = ("?", None, None)
 
     def add_stt(self, cls: type[STTProvider[Any]]) -> None:
@@ -125,6 +140,30 @@ class ProviderRegistry:
         """Every registered front, sorted by name."""
         return [self._fronts[name] for name in sorted(self._fronts)]
 
+    def add_migration(self, vendor: str, function: MigrationFunction) -> None:
+        """Register ``function(options) -> Migration``: ``vendor``'s own options into speechbridge config."""
+        if not isinstance(vendor, str) or not FRONT_NAME.fullmatch(vendor):
+            raise ValueError(
+                f"a migration's vendor is lower-case letters, digits, - and _ (e.g. 'deepgram'), not {vendor!r}"
+            )
+        if not callable(function):
+            raise TypeError(f"add_migration takes a function (options) -> Migration, not {function!r}")
+        existing = self._migrations.get(vendor)
+        if existing is not None and existing.function is not function:
+            raise ConfigError(f"two plugins register the migration {vendor!r}: {existing.plugin} and {self._origin[0]}")
+        self._migrations[vendor] = MigrationInfo(vendor, function, *self._origin)
+
+    def migration(self, vendor: str) -> MigrationFunction:
+        """The migration of ``vendor``'s options."""
+        info = self._migrations.get(vendor)
+        if info is None:
+            raise ConfigError(f"no migration from {vendor!r}", allowed=self.names("migration"))
+        return info.function
+
+    def migrations(self) -> list[MigrationInfo]:
+        """Every registered migration, sorted by vendor."""
+        return [self._migrations[vendor] for vendor in sorted(self._migrations)]
+
     def stt(self, name: str) -> type[STTProvider[Any]]:
         """The STT provider class called ``name``."""
         return self._get("stt", name).cls
@@ -140,9 +179,12 @@ class ProviderRegistry:
         return info
 
     def names(self, kind: str) -> list[str]:
-        """Sorted names of the providers of ``kind`` ("stt" or "tts"), or of the fronts ("front")."""
+        """Sorted names of the providers of ``kind`` ("stt" or "tts"), of the fronts ("front") or migrations
+        ("migration")."""
         if kind == "front":
             return sorted(self._fronts)
+        if kind == "migration":
+            return sorted(self._migrations)
         return sorted(name for k, name in self._providers if k == kind)
 
     def __iter__(self) -> Any:
@@ -188,7 +230,7 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
 
 
 def build_registry(pm: pluggy.PluginManager) -> ProviderRegistry:
-    """Ask each plugin in turn for its providers and fronts, recording which distribution gave which."""
+    """Ask each plugin in turn for its providers, fronts and migrations, recording which distribution gave which."""
     registry = ProviderRegistry()
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     plugins = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]

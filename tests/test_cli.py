@@ -17,7 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,8 @@ import websockets
 
 from speechbridge import cli, plugins, serving
 from speechbridge.audio import PCMAudio, encode
-from speechbridge.errors import ProviderError, RateLimitError
+from speechbridge.errors import ConfigError, ProviderError, RateLimitError
+from speechbridge.migrate import Migration, Unmapped
 from speechbridge.plugins import ProviderRegistry
 from speechbridge.testing import ScriptedSTT, ScriptedTTS, make_speech_sample
 
@@ -891,3 +893,67 @@ def test_compare_ctrl_c_exits_130_and_keeps_the_finished_runs(dataset: Path, cap
     assert len(jsonl(Path("compare-results/stt_runs.jsonl"))) == 2
     code, out, _ = run(capsys, *argv)
     assert code == 0 and out.startswith("STT: 2 items; 2 resumed from an earlier run\n")
+
+
+# --- migrate ----------------------------------------------------------------------------------------------------
+
+
+def _migrate_acme(options: Mapping[str, object]) -> Migration:
+    """A migration of "acme" options: ``lang`` becomes the STT language; anything else does not map."""
+    if options.get("lang") == "xx":
+        raise ConfigError("lang 'xx' is not a language")
+    unmapped = tuple(Unmapped(key, value, f"{key} is acme-only") for key, value in options.items() if key != "lang")
+    config = {"stt": {"provider": "code", "language": options.get("lang", "en")}}
+    return Migration("acme", config, {"stt": "pcm_8000"}, unmapped)
+
+
+@pytest.fixture
+def migrations(installed: ProviderRegistry) -> ProviderRegistry:
+    installed.add_migration("acme", _migrate_acme)
+    return installed
+
+
+def test_migrate_prints_the_config_and_lists_what_did_not_map(migrations: ProviderRegistry, capsys, tmp_path: Path):
+    (tmp_path / "options.json").write_text('{"lang": "fr", "diarize": true, "tag": ["a", "b"]}')
+    code, out, err = run(capsys, "migrate", "acme", tmp_path / "options.json")
+    assert code == 0
+    assert tomllib.loads(out) == {"stt": {"provider": "code", "language": "fr"}}
+    assert "# declare the stt audio: pcm_8000" in out
+    assert err.splitlines() == [
+        "not migrated: diarize = true: diarize is acme-only",
+        'not migrated: tag = ["a", "b"]: tag is acme-only',
+    ]
+    (tmp_path / "speechbridge.toml").write_text(out)
+    lines = run(capsys, "config", "check")[1].splitlines()
+    assert "stt: code (language='fr')" in lines
+    assert not [line for line in lines if line.startswith("problem: stt")]
+
+
+def test_migrate_json_has_config_and_unmapped(migrations: ProviderRegistry, capsys, tmp_path: Path):
+    (tmp_path / "options.txt").write_text("lang=de&echo=1")
+    code, out, err = run(capsys, "migrate", "acme", tmp_path / "options.txt", "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["config"] == {"stt": {"provider": "code", "language": "de"}}
+    assert data["audio"] == {"stt": "pcm_8000"}
+    assert data["unmapped"] == [{"field": "echo", "value": 1, "reason": "echo is acme-only"}]
+
+
+def test_migrate_errors(migrations: ProviderRegistry, capsys, tmp_path: Path):
+    code, out, err = run(capsys, "migrate", "acne", tmp_path / "x.json")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "no migration from 'acne' (allowed: acme)")
+    code, out, err = run(capsys, "migrate", "acme", tmp_path / "missing.json")
+    assert (code, out) == (1, "")
+    assert_one_line_error(err, "cannot read", "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    code, _, err = run(capsys, "migrate", "acme", tmp_path / "bad.json")
+    assert code == 1
+    assert_one_line_error(err, "bad.json is not valid JSON")
+    (tmp_path / "xx.json").write_text('{"lang": "xx"}')
+    code, _, err = run(capsys, "migrate", "acme", tmp_path / "xx.json")
+    assert code == 1
+    assert_one_line_error(err, "lang 'xx' is not a language")
+    code, _, err = run(capsys, "migrate", "acme")
+    assert code == 2
+    assert "the following arguments are required: file" in err

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,7 @@ import attrs
 from speechbridge.audio import PCMAudio, decode, encode
 from speechbridge.events import Transcript
 from speechbridge.hookspecs import hookimpl
+from speechbridge.migrate import Migration, Unmapped
 from speechbridge.stt import STTCapabilities, STTProvider
 from speechbridge.tts import Synthesis, TTSCapabilities, TTSProvider, Voice
 
@@ -102,6 +104,17 @@ def speechbridge_register_providers(registry):
 @hookimpl
 def speechbridge_register_fronts(registry):
     registry.add_front("acme", make_acme_app)
+
+
+def migrate_acme(options):
+    """Acme's options: ``lang`` is the language; ``echo`` has no equivalent."""
+    unmapped = tuple(Unmapped(key, value, "acme-only") for key, value in options.items() if key != "lang")
+    return Migration("acme", {"stt": {"provider": "acme", "language": options.get("lang", "en")}}, unmapped=unmapped)
+
+
+@hookimpl
+def speechbridge_register_migrations(registry):
+    registry.add_migration("acme", migrate_acme)
 '''
 
 
@@ -285,6 +298,56 @@ async def test_hook_speechbridge_register_fronts(acme: Path):
             build_registry(plugin_manager(load_entrypoints=False, plugins=[_FrontPlugin(name, wrong)]))
 
 
+class _MigrationPlugin:
+    def __init__(self, vendor: object, function: object) -> None:
+        self.vendor, self.function = vendor, function
+
+    @hookimpl
+    def speechbridge_register_migrations(self, registry: ProviderRegistry) -> None:
+        registry.add_migration(self.vendor, self.function)  # type: ignore[arg-type]
+
+
+def test_hook_speechbridge_register_migrations(acme: Path):
+    registry = build_registry(plugin_manager())
+    info = next(info for info in registry.migrations() if info.vendor == "acme")
+    assert (info.plugin, info.version) == ("acme", "1.2.3")
+    assert info.distribution in ("acme-speech", "acme_speech")
+    assert "acme" in registry.names("migration")
+
+    migration = registry.migration("acme")({"lang": "fr", "echo": True})
+    assert migration.config == {"stt": {"provider": "acme", "language": "fr"}}
+    assert [(each.field, each.value, each.reason) for each in migration.unmapped] == [("echo", True, "acme-only")]
+    config = load_config(registry=registry)
+    migrated = type(config).from_dict(tomllib.loads(migration.to_toml()), registry=registry)
+    assert migrated.stt().settings.language == "fr"
+
+    with pytest.raises(ConfigError, match=r"no migration from 'acne'") as caught:
+        registry.migration("acne")
+    assert "acme" in caught.value.allowed
+
+    function = registry.migration("acme")
+    twice = build_registry(
+        plugin_manager(
+            load_entrypoints=False, plugins=[_MigrationPlugin("x", function), _MigrationPlugin("x", function)]
+        )
+    )
+    assert twice.names("migration") == ["x"]
+    assert twice.names("front") == []
+    with pytest.raises(ConfigError, match=r"two plugins register the migration 'x'"):
+        build_registry(
+            plugin_manager(
+                load_entrypoints=False, plugins=[_MigrationPlugin("x", function), _MigrationPlugin("x", len)]
+            )
+        )
+    for vendor, wrong, error in [
+        ("x", "not callable", TypeError),
+        (7, function, ValueError),
+        ("Ac me", function, ValueError),
+    ]:
+        with pytest.raises(error, match=r"add_migration|migration's vendor"):
+            build_registry(plugin_manager(load_entrypoints=False, plugins=[_MigrationPlugin(vendor, wrong)]))
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_test(hook: str):
     assert f"test_hook_{hook}" in globals(), f"add test_hook_{hook} to {Path(__file__).name}"
@@ -296,4 +359,8 @@ def test_every_hook_is_documented(hook: str):
 
 
 def test_hooks_are_found():
-    assert {"speechbridge_register_providers", "speechbridge_register_fronts"} <= set(HOOKS)
+    assert {
+        "speechbridge_register_providers",
+        "speechbridge_register_fronts",
+        "speechbridge_register_migrations",
+    } <= set(HOOKS)

@@ -10,7 +10,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from speechbridge.errors import TransportError
-from speechbridge.testing import LiveServer
+from speechbridge.testing import LiveServer, ThreadedServer
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -87,3 +87,22 @@ async def test_a_busy_port_is_a_transport_error() -> None:
         with pytest.raises(TransportError, match=f"could not listen on 127.0.0.1:{port}"):
             async with LiveServer(echo_app, port=port):
                 pass
+
+
+class Closable:
+    def __init__(self) -> None:
+        self.closed_on: asyncio.AbstractEventLoop | None = None
+
+    async def aclose(self) -> None:
+        self.closed_on = asyncio.get_running_loop()
+
+
+def test_a_threaded_server_serves_synchronous_clients_and_closes_what_it_was_given() -> None:
+    closable = Closable()
+    with ThreadedServer(echo_app, closing=[closable, None]) as server:
+        assert httpx.get(server.url + "/from/a/thread").text == "/from/a/thread"
+        assert server.ws_url == "ws" + server.url.removeprefix("http")
+        assert closable.closed_on is None
+    assert closable.closed_on is not None  # closed on the server's own loop, when it stopped
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url)

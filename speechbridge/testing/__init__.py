@@ -4,7 +4,8 @@
 - :func:`scripted_registry`: the installed backends plus the scripted ones.
 - ``speechbridge.testing.pytest_plugin`` (loaded automatically): fixtures ``scripted_stt``, ``scripted_tts``,
   ``speech_sample`` and ``speech_registry``.
-- :class:`LiveServer`: runs an ASGI app (such as a provider's wire-compatible front) on a local port in the test's loop.
+- :class:`LiveServer`: runs an ASGI app (such as a provider's wire-compatible front) on a local port in the test's loop;
+  :class:`ThreadedServer` runs one on its own loop in a thread, for synchronous clients.
 - ``speechbridge.testing.contract``: ``STTContract`` / ``TTSContract``, the suite every backend passes.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from .plugin import scripted_registry
 from .samples import DEFAULT_TEXT, SpeechSample, make_speech_sample, word_overlap, words_of
 from .scripted import ScriptedSTT, ScriptedTTS
-from .servers import LiveServer
+from .servers import LiveServer, ThreadedServer
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -21,6 +22,7 @@ __all__ = [
     "ScriptedSTT",
     "ScriptedTTS",
     "SpeechSample",
+    "ThreadedServer",
     "make_speech_sample",
     "scripted_registry",
     "word_overlap",

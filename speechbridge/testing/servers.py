@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final, Self
 
 from ..errors import MissingDependency, TransportError
 
-__all__ = ["LiveServer"]
+__all__ = ["LiveServer", "ThreadedServer"]
 
 STARTUP_TIMEOUT_S: Final = 10.0
 
@@ -127,3 +129,58 @@ class LiveServer:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class ThreadedServer:
+    """A :class:`LiveServer` on its own event loop in a thread, used as a plain ``with`` block.
+
+    For tests whose client is synchronous (a vendor's sync SDK) or that check their own loop leaves no task behind.
+    ``closing`` are providers (or anything with ``aclose()``) closed on the server's loop when it stops.
+    """
+
+    def __init__(self, app: Any, *, closing: Iterable[Any] = (), start_timeout: float = 30.0) -> None:
+        self.app = app
+        self.url = ""
+        self._closing = [item for item in closing if item is not None]
+        self._start_timeout = start_timeout
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="speechbridge test server", daemon=True)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http")
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:
+            self._error = error
+        finally:
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with LiveServer(self.app) as server:
+                self.url = server.url
+                self._started.set()
+                await self._stop.wait()
+        finally:
+            for item in self._closing:
+                await item.aclose()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._started.wait(self._start_timeout) or not self.url:
+            raise TransportError(f"the test server did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(self._start_timeout)
+        if self._error is not None:
+            raise self._error

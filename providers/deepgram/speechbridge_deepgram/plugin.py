@@ -1,4 +1,5 @@
-"""Entry point of the Deepgram backend: the ``deepgram`` STT and TTS providers, and the ``deepgram`` front.
+"""Entry point of the Deepgram backend: the ``deepgram`` STT and TTS providers, the ``deepgram`` front and the
+``deepgram`` migration (Deepgram options into speechbridge config).
 
 The front (a wire-compatible Deepgram server) needs the ``server`` extra (starlette, uvicorn); it is imported only
 when a front is made, so the providers load without it.
@@ -14,13 +15,19 @@ from speechbridge.plugins import ProviderRegistry
 from speechbridge.stt import STTProvider
 from speechbridge.tts import TTSProvider
 
+from .migrate import migrate_deepgram
 from .stt import DeepgramSTT
 from .tts import DeepgramTTS
 
 if TYPE_CHECKING:
     from speechbridge.serving import ASGIApp
 
-__all__ = ["deepgram_front", "speechbridge_register_fronts", "speechbridge_register_providers"]
+__all__ = [
+    "deepgram_front",
+    "speechbridge_register_fronts",
+    "speechbridge_register_migrations",
+    "speechbridge_register_providers",
+]
 
 
 def deepgram_front(stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any) -> ASGIApp:
@@ -43,3 +50,8 @@ def speechbridge_register_providers(registry: ProviderRegistry) -> None:
 @hookimpl
 def speechbridge_register_fronts(registry: ProviderRegistry) -> None:
     registry.add_front("deepgram", deepgram_front)
+
+
+@hookimpl
+def speechbridge_register_migrations(registry: ProviderRegistry) -> None:
+    registry.add_migration("deepgram", migrate_deepgram)

@@ -17,12 +17,11 @@ import attrs
 from speechbridge.audio import AudioFormat, PCMAudio, encode
 from speechbridge.errors import (
     AudioFormatError,
-    ConfigError,
-    InvalidRequest,
     ProtocolError,
     ProviderError,
     SpeechBridgeError,
     TransportError,
+    UnknownVoice,
 )
 from speechbridge.events import Flushed, Ready, StreamEnded, WordTiming
 from speechbridge.transports import iter_ndjson, scrub, send_request, stream_request
@@ -50,7 +49,7 @@ from .protocol import (
 )
 from .settings import GradiumTTSSettings
 
-__all__ = ["GradiumTTS", "GradiumTTSStream", "UnknownVoice", "output_format_for", "split_whole_words"]
+__all__ = ["GradiumTTS", "GradiumTTSStream", "output_format_for", "split_whole_words"]
 
 NATIVE_RATE: Final = 48000
 G711_FORMATS: Final = {"mulaw": "ulaw_8000", "alaw": "alaw_8000"}
@@ -61,21 +60,11 @@ _UNKNOWN_VOICE = re.compile(
 )
 
 
-class UnknownVoice(InvalidRequest, ConfigError):
-    """Gradium does not know the voice: the vendor refused the request (``InvalidRequest``) because of a setting
-    (``ConfigError``)."""
-
-    def __init__(self, message: str, *, code: int | str | None = None) -> None:
-        SpeechBridgeError.__init__(self, message, provider=PROVIDER)
-        self.code = code
-        self.allowed = None
-
-
 def _typed(error: SpeechBridgeError, voice: str) -> SpeechBridgeError:
     """``error`` as :class:`UnknownVoice` when the server says the voice is unknown."""
     if isinstance(error, ProviderError) and not isinstance(error, UnknownVoice):
         if _UNKNOWN_VOICE.search(error.message):
-            typed = UnknownVoice(f"unknown voice {voice!r}: {error.message}", code=error.code)
+            typed = UnknownVoice(f"unknown voice {voice!r}: {error.message}", provider=PROVIDER, code=error.code)
             typed.__cause__ = error
             return typed
     return error

@@ -11,7 +11,6 @@ checks that a stream leaves none behind.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,64 +22,29 @@ from speechbridge_gradium.tts import GradiumTTS
 from speechbridge import plugins
 from speechbridge.events import AudioChunk, WordTiming
 from speechbridge.stt import STTProvider
-from speechbridge.testing import LiveServer, ScriptedSTT, ScriptedTTS, SpeechSample, make_speech_sample
+from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, make_speech_sample
 from speechbridge.testing.contract import STTContract, TTSContract, final_text, recognise, within
 from speechbridge.tts import TTSProvider
 
 KEY = "contract-test-key"
 TRANSPORTS = {"own-socket": False, "multiplexed": True}
-START_TIMEOUT_S = 30.0
 
 
-class FrontThread:
-    """A Gradium front under :class:`LiveServer`, on its own event loop in a thread; ``api_url`` is its REST base.
-
-    The front's providers are closed with it.
-    """
+class GradiumFront(ThreadedServer):
+    """A Gradium front over ``stt`` and ``tts`` on its own loop in a thread; they close with it."""
 
     def __init__(self, stt: STTProvider[Any], tts: TTSProvider[Any]) -> None:
-        self.stt, self.tts = stt, tts
-        self.app = make_app(stt, tts, api_keys=[KEY])
-        self.api_url = ""
-        self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="gradium front", daemon=True)
+        super().__init__(make_app(stt, tts, api_keys=[KEY]), closing=(stt, tts))
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:
-            self._error = error
-        finally:
-            self._started.set()
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with self.stt, self.tts, LiveServer(self.app) as server:
-            self.api_url = f"{server.url}/api"
-            self._started.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> FrontThread:
-        self._thread.start()
-        if not self._started.wait(START_TIMEOUT_S) or not self.api_url:
-            raise RuntimeError(f"the Gradium front did not start: {self._error!r}")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(START_TIMEOUT_S)
-        if self._error is not None:
-            raise self._error
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
 
 
 @pytest.fixture(scope="module")
-def scripted_front(speech_sample: SpeechSample) -> Iterator[FrontThread]:
+def scripted_front(speech_sample: SpeechSample) -> Iterator[GradiumFront]:
     """A Gradium front that hears the words of ``speech_sample`` and speaks tones."""
-    with FrontThread(ScriptedSTT.for_audio(speech_sample.audio, speech_sample.words), ScriptedTTS()) as front:
+    with GradiumFront(ScriptedSTT.for_audio(speech_sample.audio, speech_sample.words), ScriptedTTS()) as front:
         yield front
 
 
@@ -91,20 +55,20 @@ def multiplex(request: pytest.FixtureRequest) -> bool:
 
 class TestScriptedSTT(STTContract):
     @pytest.fixture
-    async def stt_provider(self, scripted_front: FrontThread, multiplex: bool) -> AsyncIterator[GradiumSTT]:
+    async def stt_provider(self, scripted_front: GradiumFront, multiplex: bool) -> AsyncIterator[GradiumSTT]:
         async with GradiumSTT(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as stt:
             yield stt
 
 
 class TestScriptedTTS(TTSContract):
     @pytest.fixture
-    async def tts_provider(self, scripted_front: FrontThread, multiplex: bool) -> AsyncIterator[GradiumTTS]:
+    async def tts_provider(self, scripted_front: GradiumFront, multiplex: bool) -> AsyncIterator[GradiumTTS]:
         async with GradiumTTS(api_key=KEY, base_url=scripted_front.api_url, multiplex=multiplex) as tts:
             yield tts
 
 
 async def test_concurrent_streams_share_one_socket_when_multiplexed(
-    scripted_front: FrontThread, speech_sample: SpeechSample, multiplex: bool
+    scripted_front: GradiumFront, speech_sample: SpeechSample, multiplex: bool
 ) -> None:
     """Three recognitions and three syntheses at once: one socket per endpoint multiplexed, one per stream if not."""
     front = scripted_front.app.state.front
@@ -142,10 +106,10 @@ def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
 
 
 @pytest.fixture(scope="module")
-def local_front() -> Iterator[FrontThread]:
+def local_front() -> Iterator[GradiumFront]:
     """A Gradium front backed by the local engines: pocketsphinx listens, hibari-tts speaks."""
     stt_class, tts_class = _local_or_skip()
-    with FrontThread(stt_class(), tts_class()) as front:
+    with GradiumFront(stt_class(), tts_class()) as front:
         yield front
 
 
@@ -173,7 +137,7 @@ class TestLocalSTT(STTContract):
         return local_speech
 
     @pytest.fixture
-    async def stt_provider(self, local_front: FrontThread) -> AsyncIterator[GradiumSTT]:
+    async def stt_provider(self, local_front: GradiumFront) -> AsyncIterator[GradiumSTT]:
         async with GradiumSTT(api_key=KEY, base_url=local_front.api_url, delay_in_frames=48) as stt:
             yield stt
 
@@ -182,7 +146,7 @@ class TestLocalTTS(TTSContract):
     """hibari-tts speaking through Gradium's wire, several streams on one socket."""
 
     @pytest.fixture
-    async def tts_provider(self, local_front: FrontThread) -> AsyncIterator[GradiumTTS]:
+    async def tts_provider(self, local_front: GradiumFront) -> AsyncIterator[GradiumTTS]:
         async with GradiumTTS(api_key=KEY, base_url=local_front.api_url, multiplex=True) as tts:
             yield tts
 

@@ -16,7 +16,7 @@ import attrs
 import pytest
 from speechbridge_gradium.server import Faults, make_app
 from speechbridge_gradium.settings import DEFAULT_VOICE_ID
-from speechbridge_gradium.tts import GradiumTTS, UnknownVoice, output_format_for, split_whole_words
+from speechbridge_gradium.tts import GradiumTTS, output_format_for, split_whole_words
 
 from speechbridge.audio import AudioFormat, decode
 from speechbridge.errors import (
@@ -27,6 +27,7 @@ from speechbridge.errors import (
     ProviderError,
     QuotaExceeded,
     TransportError,
+    UnknownVoice,
 )
 from speechbridge.events import AudioChunk, Flushed, Ready, StreamEnded, WordTiming
 from speechbridge.testing import ScriptedTTS

@@ -1,0 +1,1 @@
+"""speechbridge's ElevenLabs backend."""
