@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
+import importlib.util
 import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from .errors import MissingDependency, TransportError
 from .transports import redact_url
 
-__all__ = ["ASGIApp", "RedactSecrets", "listen", "redact", "run", "serve"]
+if TYPE_CHECKING:
+    from .plugins import FrontFactory
+    from .stt import STTProvider
+    from .tts import TTSProvider
+
+__all__ = ["ASGIApp", "RedactSecrets", "lazy_front", "listen", "redact", "run", "serve"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -26,6 +33,7 @@ ASGIApp: TypeAlias = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
 
+_SERVER_EXTRA: Final = {"starlette": "starlette", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
 _WITH_QUERY: Final = re.compile(r"[^\s\"'?]*\?[^\s\"']+")  # a URL or path with a query string
 
 
@@ -98,3 +106,18 @@ def _log_config(uvicorn: Any) -> dict[str, Any]:
 def run(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
     """Serve ``app`` on ``host:port`` until interrupted (the blocking form of :func:`serve`)."""
     asyncio.run(serve(app, host=host, port=port, log_level=log_level))
+
+
+def lazy_front(module: str) -> FrontFactory:
+    """A front factory for ``registry.add_front`` that imports ``module`` and calls its ``make_app`` only when a front
+    is made, so a backend's providers load without the ``server`` extra (whose absence is a MissingDependency)."""
+
+    def make_front(stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any) -> ASGIApp:
+        for module_name, package in _SERVER_EXTRA.items():
+            if importlib.util.find_spec(module_name) is None:
+                raise MissingDependency(package, "server")
+        app: ASGIApp = importlib.import_module(module).make_app(stt, tts, **options)
+        return app
+
+    make_front.__doc__ = f"The API served by ``stt`` and ``tts``: ``{module}.make_app``."
+    return make_front

@@ -11,6 +11,7 @@ import pytest
 
 from speechbridge import serving
 from speechbridge.errors import MissingDependency, TransportError
+from speechbridge.serving import lazy_front
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,11 @@ async def _hello(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
         await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_a_lazy_front_needs_the_server_extra_only_when_a_front_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = lazy_front("speechbridge_gradium.server")
+    assert factory.__doc__ == "The API served by ``stt`` and ``tts``: ``speechbridge_gradium.server.make_app``."
+    monkeypatch.setitem(sys.modules, "python_multipart", None)  # as if the extra were only partly installed
+    with pytest.raises(MissingDependency, match=r"'python-multipart' package: pip install 'speechbridge\[server\]'"):
+        factory(None, None)

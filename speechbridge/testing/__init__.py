@@ -7,6 +7,7 @@
 - :class:`LiveServer`: runs an ASGI app (such as a provider's wire-compatible front) on a local port in the test's loop;
   :class:`ThreadedServer` runs one on its own loop in a thread, for synchronous clients.
 - ``speechbridge.testing.contract``: ``STTContract`` / ``TTSContract``, the suite every backend passes.
+- ``speechbridge.testing.guides``: runs the fenced code blocks of a Markdown page, in order, to check its examples.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Entry point of the Cartesia backend: the ``cartesia`` STT and TTS providers, and the ``cartesia`` front.
+"""Entry point of the Cartesia backend: the ``cartesia`` STT and TTS providers, the ``cartesia`` front and the
+``cartesia`` migration (Cartesia request bodies and STT options into speechbridge config).
 
 The front (a wire-compatible Cartesia server) needs the ``server`` extra (starlette, uvicorn); it is imported only
 when a front is made, so the providers load without it.
@@ -6,32 +7,19 @@ when a front is made, so the providers load without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from speechbridge.errors import MissingDependency
 from speechbridge.hookspecs import hookimpl
 from speechbridge.plugins import ProviderRegistry
-from speechbridge.stt import STTProvider
-from speechbridge.tts import TTSProvider
+from speechbridge.serving import lazy_front
 
+from .migrate import migrate_cartesia
 from .stt import CartesiaSTT
 from .tts import CartesiaTTS
 
-if TYPE_CHECKING:
-    from speechbridge.serving import ASGIApp
-
-__all__ = ["cartesia_front", "speechbridge_register_fronts", "speechbridge_register_providers"]
-
-
-def cartesia_front(stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any) -> ASGIApp:
-    """The Cartesia API served by ``stt`` and ``tts``: :func:`speechbridge_cartesia.server.make_app`."""
-    try:
-        from .server import make_app
-    except ModuleNotFoundError as error:
-        if error.name is not None and error.name.split(".")[0] in ("starlette", "uvicorn"):
-            raise MissingDependency(error.name.split(".")[0], "server") from None
-        raise
-    return make_app(stt, tts, **options)
+__all__ = [
+    "speechbridge_register_fronts",
+    "speechbridge_register_migrations",
+    "speechbridge_register_providers",
+]
 
 
 @hookimpl
@@ -42,4 +30,9 @@ def speechbridge_register_providers(registry: ProviderRegistry) -> None:
 
 @hookimpl
 def speechbridge_register_fronts(registry: ProviderRegistry) -> None:
-    registry.add_front("cartesia", cartesia_front)
+    registry.add_front("cartesia", lazy_front("speechbridge_cartesia.server"))
+
+
+@hookimpl
+def speechbridge_register_migrations(registry: ProviderRegistry) -> None:
+    registry.add_migration("cartesia", migrate_cartesia)

@@ -7,38 +7,19 @@ when a front is made, so the providers load without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from speechbridge.errors import MissingDependency
 from speechbridge.hookspecs import hookimpl
 from speechbridge.plugins import ProviderRegistry
-from speechbridge.stt import STTProvider
-from speechbridge.tts import TTSProvider
+from speechbridge.serving import lazy_front
 
 from .migrate import migrate_deepgram
 from .stt import DeepgramSTT
 from .tts import DeepgramTTS
 
-if TYPE_CHECKING:
-    from speechbridge.serving import ASGIApp
-
 __all__ = [
-    "deepgram_front",
     "speechbridge_register_fronts",
     "speechbridge_register_migrations",
     "speechbridge_register_providers",
 ]
-
-
-def deepgram_front(stt: STTProvider[Any] | None, tts: TTSProvider[Any] | None, /, **options: Any) -> ASGIApp:
-    """The Deepgram API served by ``stt`` and ``tts``: :func:`speechbridge_deepgram.server.make_app`."""
-    try:
-        from .server import make_app
-    except ModuleNotFoundError as error:
-        if error.name is not None and error.name.split(".")[0] in ("starlette", "uvicorn"):
-            raise MissingDependency(error.name.split(".")[0], "server") from None
-        raise
-    return make_app(stt, tts, **options)
 
 
 @hookimpl
@@ -49,7 +30,7 @@ def speechbridge_register_providers(registry: ProviderRegistry) -> None:
 
 @hookimpl
 def speechbridge_register_fronts(registry: ProviderRegistry) -> None:
-    registry.add_front("deepgram", deepgram_front)
+    registry.add_front("deepgram", lazy_front("speechbridge_deepgram.server"))
 
 
 @hookimpl

@@ -3,18 +3,14 @@
 The guide's own "How these examples run" paragraph is the contract: a folder with ``call.wav`` and ``call.ulaw``;
 ``SPEECH_API_URL`` is the front's address; ``DEEPGRAM_API_KEY`` / ``GRADIUM_API_KEY`` hold the keys; a block whose
 info string names a file is that file; ``sh`` blocks are speechbridge commands run in-process, the ``text`` block after
-one is its stderr; the speechbridge blocks run again on Gradium with the guide's Gradium config.
+one is its stderr (all run by :mod:`speechbridge.testing.guides`); the speechbridge blocks run again on Gradium with the
+guide's Gradium config.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import re
-import shlex
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,128 +18,36 @@ import attrs
 import pytest
 from speechbridge_deepgram.server import make_app as deepgram_app
 
-from speechbridge import cli
 from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
 from speechbridge.config import load_config
 from speechbridge.errors import SpeechBridgeError
 from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
+from speechbridge.testing.guides import Block, GuideRunner, read_blocks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "deepgram.md"
 DEEPGRAM_KEY, GRADIUM_KEY = "dg-guide-key", "gd-guide-key"
-FENCE = re.compile(r"^```(\S*)(?: (\S+))?\s*$")
 TRAILING_SILENCE_S = 1.5
-
-
-@attrs.frozen
-class Block:
-    lang: str
-    file: str | None
-    code: str
-    line: int
-    section: str
-
-    @property
-    def where(self) -> str:
-        return f"{GUIDE.name}:{self.line} ({self.section})"
-
-    @property
-    def is_speechbridge(self) -> bool:
-        return self.lang == "python" and "from speechbridge" in self.code and "from deepgram" not in self.code
-
-
-def blocks_of(text: str) -> list[Block]:
-    """The fenced blocks of a markdown text, with their info string's language and file, line and ``##`` section."""
-    blocks: list[Block] = []
-    section, opened, lines = "", None, []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if opened is None:
-            if line.startswith("## "):
-                section = line[3:].strip()
-            match = FENCE.match(line)
-            if match:
-                opened, lines = (match.group(1), match.group(2), number + 1), []
-        elif line.startswith("```"):
-            blocks.append(Block(opened[0], opened[1], "\n".join(lines) + "\n", opened[2], section))
-            opened = None
-        else:
-            lines.append(line)
-    assert opened is None, f"{GUIDE.name}: a block opened at line {opened[2]} is never closed"
-    return blocks
-
-
-BLOCKS = blocks_of(GUIDE.read_text(encoding="utf-8"))
+BLOCKS = read_blocks(GUIDE)
 
 
 @attrs.define
 class Guide:
-    """The folder the guide runs in, the two fronts, and what the last command wrote."""
+    """The folder the guide runs in, the two fronts, and the runner of its blocks."""
 
     folder: Path
     sample: SpeechSample
     deepgram_url: str
     gradium_url: str
     monkeypatch: pytest.MonkeyPatch
-    last_stderr: str | None = None
-    written_by_command: set[str] = attrs.Factory(set)
+    runner: GuideRunner = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.runner = GuideRunner(self.folder, lambda block, printed: check_output(block, printed, self))
 
     def run(self, block: Block) -> None:
-        runner = getattr(self, f"_run_{block.lang}", None)
-        assert runner is not None, f"{block.where}: no runner for {block.lang!r} blocks: keep it out of the guide"
-        runner(block)
-
-    def _write(self, block: Block) -> None:
-        assert block.file is not None
-        (self.folder / block.file).write_text(block.code, encoding="utf-8")
-
-    def _run_json(self, block: Block) -> None:
-        json.loads(block.code)
-        if block.file:
-            self._write(block)
-
-    def _run_toml(self, block: Block) -> None:
-        tables = tomllib.loads(block.code)
-        assert block.file == "speechbridge.toml", f"{block.where}: a toml block names the file it is"
-        if block.file in self.written_by_command:
-            written = tomllib.loads((self.folder / block.file).read_text(encoding="utf-8"))
-            assert written == tables, f"{block.where}: the command wrote other tables: {written}"
-            self.written_by_command.discard(block.file)
-        self._write(block)
-        assert load_config(self.folder / block.file).check() == [], block.where
-
-    def _run_sh(self, block: Block) -> None:
-        for line in filter(None, (each.strip() for each in block.code.splitlines())):
-            words = shlex.split(line)
-            assert words[0] == "speechbridge", f"{block.where}: only speechbridge commands run here: {line}"
-            target = None
-            if ">" in words:
-                words, target = words[: words.index(">")], words[words.index(">") + 1]
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = cli.main(words[1:])
-            assert code == 0, f"{block.where}: {line} exited with {code}: {err.getvalue()}"
-            if target is not None:
-                (self.folder / target).write_text(out.getvalue(), encoding="utf-8")
-                self.written_by_command.add(target)
-            self.last_stderr = err.getvalue()
-
-    def _run_text(self, block: Block) -> None:
-        assert self.last_stderr is not None, f"{block.where}: a text block follows the command whose stderr it shows"
-        assert block.code.strip() == self.last_stderr.strip(), f"{block.where}: the command printed {self.last_stderr}"
-        self.last_stderr = None
-
-    def _run_python(self, block: Block) -> None:
-        out = io.StringIO()
-        before = {path.name: path.stat().st_mtime_ns for path in self.folder.iterdir()}
-        with contextlib.redirect_stdout(out):
-            exec(compile(block.code, block.where, "exec"), {"__name__": "__main__"})
-        printed = out.getvalue()
-        assert printed.strip(), f"{block.where} printed nothing"
-        check_output(block, printed, self)
-        changed = [path for path in self.folder.iterdir() if before.get(path.name) != path.stat().st_mtime_ns]
-        for path in changed:
-            assert path.stat().st_size > 0, f"{block.where} wrote an empty {path.name}"
+        self.runner.run(block)
 
     @property
     def vendor(self) -> str:

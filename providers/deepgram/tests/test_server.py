@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from speechbridge_deepgram.plugin import deepgram_front
+from speechbridge_deepgram.server import make_app
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from speechbridge import plugins
@@ -23,14 +23,15 @@ AUTH = {"Authorization": f"Token {KEY}"}
 @pytest.fixture
 async def server(speech_sample: SpeechSample) -> AsyncIterator[LiveServer]:
     stt = ScriptedSTT.for_audio(speech_sample.audio, speech_sample.words)
-    async with LiveServer(deepgram_front(stt, ScriptedTTS(), api_keys=[KEY])) as live:
+    async with LiveServer(make_app(stt, ScriptedTTS(), api_keys=[KEY])) as live:
         yield live
 
 
 def test_registered_from_the_installed_distribution() -> None:
     registry = plugins.build_registry(plugins.plugin_manager())
     front = next(front for front in registry.fronts() if front.name == "deepgram")
-    assert (front.factory, front.distribution) == (deepgram_front, "speechbridge-deepgram")
+    assert front.distribution == "speechbridge-deepgram"
+    assert "speechbridge_deepgram.server.make_app" in (front.factory.__doc__ or "")
     assert registry.stt("deepgram").__name__ == "DeepgramSTT"
     assert registry.tts("deepgram").__name__ == "DeepgramTTS"
 
@@ -136,7 +137,7 @@ async def test_grants_need_a_key_and_tokens_expire_never_early(server: LiveServe
 
 async def test_a_front_without_a_backend_says_so() -> None:
     async with (
-        LiveServer(deepgram_front(None, None)) as live,
+        LiveServer(make_app(None, None)) as live,
         httpx.AsyncClient(base_url=live.url, headers=AUTH) as client,
     ):
         assert (await client.post("/v1/listen", content=b"x")).status_code == 404

@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import httpx
-from speechbridge_gradium.plugin import gradium_front
 
 from speechbridge import plugins
 from speechbridge.testing import ScriptedSTT, ScriptedTTS
@@ -16,7 +15,8 @@ from speechbridge.testing import ScriptedSTT, ScriptedTTS
 def test_registered_from_the_installed_distribution():
     registry = plugins.build_registry(plugins.plugin_manager())
     front = next(front for front in registry.fronts() if front.name == "gradium")
-    assert (front.factory, front.plugin, front.distribution) == (gradium_front, "gradium", "speechbridge-gradium")
+    assert (front.plugin, front.distribution) == ("gradium", "speechbridge-gradium")
+    assert "speechbridge_gradium.server.make_app" in (front.factory.__doc__ or "")
     assert registry.stt("gradium").__name__ == "GradiumSTT"
     assert registry.tts("gradium").__name__ == "GradiumTTS"
 

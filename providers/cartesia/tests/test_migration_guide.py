@@ -1,0 +1,138 @@
+"""Every block of migration_guides/cartesia.md runs, in order, against local Cartesia and Gradium fronts.
+
+The guide's own "How these examples run" paragraph is the contract: a folder with ``call.wav`` and ``call.ulaw``;
+``SPEECH_API_URL`` is the front's address; ``CARTESIA_API_KEY`` / ``GRADIUM_API_KEY`` hold the keys; the blocks run
+with :mod:`speechbridge.testing.guides`; the speechbridge blocks run again on Gradium with the guide's Gradium config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from speechbridge_cartesia.server import make_app as cartesia_app
+
+from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
+from speechbridge.config import load_config
+from speechbridge.errors import AuthenticationError
+from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
+from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "cartesia.md"
+CARTESIA_KEY, GRADIUM_KEY = "ca-guide-key", "gd-guide-key"
+TRAILING_SILENCE_S = 1.5
+BLOCKS = read_blocks(GUIDE)
+
+
+@attrs.define
+class Guide:
+    """The folder the guide runs in, the two fronts, and the runner of its blocks."""
+
+    folder: Path
+    sample: SpeechSample
+    cartesia_url: str
+    gradium_url: str
+    monkeypatch: pytest.MonkeyPatch
+    runner: GuideRunner = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.runner = GuideRunner(self.folder, self.check_output)
+
+    def use(self, url: str) -> None:
+        self.monkeypatch.setenv("SPEECH_API_URL", url)
+
+    def check_output(self, block: Block, printed: str) -> None:
+        """What each kind of example must print: the words of the call, the stream's events, the audio it wrote."""
+        words, lines = self.sample.words, printed.splitlines()
+        if "AuthenticationError" in block.code:
+            assert printed.startswith("refused:"), printed
+        elif "mulaw_8000" in block.code:
+            assert word_overlap(words, lines[0]) >= 0.8, printed
+            assert re.fullmatch(r"[1-9]\d* bytes of mulaw_8000 to play into the call", lines[1]), printed
+        elif "multiplex" in block.code:
+            assert re.fullmatch(r"wrote [1-9]\d* and [1-9]\d* bytes of pcm_16000", printed.strip()), printed
+        elif "wrote " in block.code:
+            assert printed.strip() == "wrote thanks.wav and reply.raw", printed
+            assert (self.folder / "thanks.wav").read_bytes()[:4] == b"RIFF"
+            assert (self.folder / "reply.raw").stat().st_size > 16000 * 2 * 0.5
+        else:
+            finals = " ".join(line.split(":", 1)[1] for line in lines if line.startswith("final:")) or lines[0]
+            assert word_overlap(words, finals) >= 0.9, f"{block.where} printed {printed}"
+            if "interim" in block.code:
+                assert "interim:" in printed and "finalized" in lines, printed
+            else:
+                timed = [line for line in lines[1:] if re.fullmatch(r"\S+ \d+\.\d\d-\d+\.\d\d", line)]
+                assert len(timed) == len(words), f"{block.where} printed no word timings: {printed}"
+
+
+@pytest.fixture
+def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
+    gradium_server = pytest.importorskip("speechbridge_gradium.server")
+    pytest.importorskip("cartesia")
+    audio = speech_sample.audio
+    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
+    (tmp_path / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
+    (tmp_path / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
+    for name in ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS", "CARTESIA_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CARTESIA_API_KEY", CARTESIA_KEY)
+    monkeypatch.setenv("GRADIUM_API_KEY", GRADIUM_KEY)
+    monkeypatch.chdir(tmp_path)
+
+    def backends() -> tuple[ScriptedSTT, ScriptedTTS]:
+        return ScriptedSTT.for_audio(call, speech_sample.words), ScriptedTTS()
+
+    cartesia_stt, cartesia_tts = backends()
+    gradium_stt, gradium_tts = backends()
+    with (
+        ThreadedServer(cartesia_app(cartesia_stt, cartesia_tts, api_keys=[CARTESIA_KEY])) as cartesia,
+        ThreadedServer(gradium_server.make_app(gradium_stt, gradium_tts, api_keys=[GRADIUM_KEY])) as gradium,
+    ):
+        yield Guide(tmp_path, speech_sample, cartesia.url, gradium.url + "/api", monkeypatch)
+
+
+def test_the_guide_has_every_kind_of_example():
+    kinds = {(block.lang, block.file) for block in BLOCKS}
+    assert kinds == {
+        ("python", None),
+        ("json", "options.json"),
+        ("sh", None),
+        ("text", None),
+        ("toml", "speechbridge.toml"),
+    }
+    assert sum("cartesia" in block.imports for block in BLOCKS) == 3
+    assert sum(block.is_speechbridge for block in BLOCKS) == 6
+    assert BLOCKS[-1].section == "Switching that code to Gradium" and BLOCKS[-1].lang == "toml"
+
+
+def test_every_block_runs_against_the_cartesia_front(guide: Guide):
+    guide.use(guide.cartesia_url)
+    guide.runner.run_all(BLOCKS)
+    config = load_config(guide.folder / "speechbridge.toml")
+    assert (config.select("stt").provider, config.select("tts").provider) == ("gradium", "gradium")
+
+
+def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: Guide):
+    gradium_config = [block for block in BLOCKS if block.lang == "toml" and block.section.startswith("Switching")]
+    assert len(gradium_config) == 1
+    guide.use(guide.gradium_url)
+    guide.runner.run_all([*gradium_config, *(block for block in BLOCKS if block.is_speechbridge)])
+
+
+def test_the_checks_fail_on_wrong_output(guide: Guide):
+    guide.use(guide.cartesia_url)
+    guide.runner.run(next(block for block in BLOCKS if block.lang == "toml"))
+    batch = next(block for block in BLOCKS if block.is_speechbridge)
+    with pytest.raises(AssertionError, match="printed no word timings"):
+        guide.check_output(batch, guide.sample.text + "\n")
+    with pytest.raises(AssertionError):
+        guide.check_output(batch, "something else entirely\n")
+    with pytest.raises(AuthenticationError):
+        guide.runner.run(Block("python", None, batch.code.replace('"call.wav"', '"call.wav", api_key="x"'), 1, "x"))
+    with pytest.raises(BlockFailed, match="printed nothing"):
+        guide.runner.run(Block("python", None, "import speechbridge\n", 1, "x"))

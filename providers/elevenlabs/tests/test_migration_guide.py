@@ -1,0 +1,164 @@
+"""Every block of migration_guides/elevenlabs.md runs, in order, against local ElevenLabs and Gradium fronts.
+
+The guide's own "How these examples run" paragraph is the contract: a folder with ``call.wav`` and ``call.ulaw``;
+``SPEECH_API_URL`` is the front's address; ``ELEVENLABS_API_KEY`` / ``GRADIUM_API_KEY`` hold the keys; a block whose
+info string names a file is that file; ``sh`` blocks are speechbridge commands run in-process, the ``text`` block after
+one is its stderr (all run by :mod:`speechbridge.testing.guides`); the speechbridge blocks run again on Gradium with the
+guide's Gradium config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from speechbridge_elevenlabs.migrate import migrate_elevenlabs
+from speechbridge_elevenlabs.server import make_app as elevenlabs_app
+
+from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
+from speechbridge.config import load_config
+from speechbridge.errors import SpeechBridgeError
+from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
+from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytest.importorskip("elevenlabs")
+
+GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "elevenlabs.md"
+ELEVENLABS_KEY, GRADIUM_KEY = "el-guide-key", "gd-guide-key"
+TRAILING_SILENCE_S = 1.5
+BLOCKS = read_blocks(GUIDE)
+
+
+@attrs.define
+class Guide:
+    """The folder the guide runs in, the two fronts, and the runner of its blocks."""
+
+    folder: Path
+    sample: SpeechSample
+    elevenlabs_url: str
+    gradium_url: str
+    monkeypatch: pytest.MonkeyPatch
+    runner: GuideRunner = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.runner = GuideRunner(self.folder, lambda block, printed: check_output(block, printed, self))
+
+    def run(self, block: Block) -> None:
+        self.runner.run(block)
+
+    @property
+    def vendor(self) -> str:
+        return "gradium" if os.environ.get("SPEECH_API_URL") == self.gradium_url else "elevenlabs"
+
+    def use(self, url: str) -> None:
+        self.monkeypatch.setenv("SPEECH_API_URL", url)
+
+
+def check_output(block: Block, printed: str, guide: Guide) -> None:
+    """What each kind of example must print: the words of the call, the stream's turn events, files it wrote."""
+    words = guide.sample.words
+    if "AuthenticationError" in block.code:
+        assert printed.startswith("refused:"), printed
+    elif "mulaw_8000" in block.code:
+        lines = printed.splitlines()
+        assert word_overlap(words, lines[0]) >= 0.8, printed
+        assert re.fullmatch(r"[1-9]\d* bytes of mulaw_8000 to play into the call", lines[1]), printed
+    elif "wrote " in block.code:
+        names = re.findall(r"\b[\w.]+\.(?:wav|raw)\b", printed)
+        assert names, printed
+        for name in names:
+            assert (guide.folder / name).stat().st_size > 1000, f"{block.where}: {name} holds no audio"
+    else:
+        finals = (
+            " ".join(line.split(":", 1)[1] for line in printed.splitlines() if line.startswith("final:"))
+            or printed.split("\n", 1)[0]
+        )
+        assert word_overlap(words, finals) >= 0.9, f"{block.where} printed {printed}"
+        if "interim" in block.code:
+            assert "interim:" in printed, printed
+            assert "end of turn" in printed or guide.vendor == "gradium", printed  # see the guide: semantic turns
+
+
+@pytest.fixture
+def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
+    gradium_server = pytest.importorskip("speechbridge_gradium.server")
+    audio = speech_sample.audio
+    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
+    (tmp_path / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
+    (tmp_path / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
+    for name in ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
+    monkeypatch.setenv("GRADIUM_API_KEY", GRADIUM_KEY)
+    monkeypatch.chdir(tmp_path)
+
+    def backends() -> tuple[ScriptedSTT, ScriptedTTS]:
+        return ScriptedSTT.for_audio(call, speech_sample.words), ScriptedTTS()
+
+    elevenlabs_stt, elevenlabs_tts = backends()
+    gradium_stt, gradium_tts = backends()
+    with (
+        ThreadedServer(elevenlabs_app(elevenlabs_stt, elevenlabs_tts, api_keys=[ELEVENLABS_KEY])) as elevenlabs,
+        ThreadedServer(gradium_server.make_app(gradium_stt, gradium_tts, api_keys=[GRADIUM_KEY])) as gradium,
+    ):
+        yield Guide(tmp_path, speech_sample, elevenlabs.url, gradium.url + "/api", monkeypatch)
+
+
+def test_the_guide_has_every_kind_of_example():
+    kinds = {(block.lang, block.file) for block in BLOCKS}
+    assert {("python", None), ("toml", "speechbridge.toml"), ("json", "options.json"), ("sh", None)} <= kinds
+    assert sum("elevenlabs" in block.imports for block in BLOCKS) >= 3
+    assert sum(block.is_speechbridge for block in BLOCKS) >= 4
+    assert BLOCKS[-1].section == "Switching that code to Gradium" and BLOCKS[-1].lang == "toml"
+
+
+def test_the_gradium_config_is_the_one_migrate_prints():
+    options = next(block for block in BLOCKS if block.file == "options.json")
+    note = migrate_elevenlabs(json.loads(options.code)).notes[-1]
+    assert tomllib.loads(note.split("\n\n", 1)[1]) == tomllib.loads(BLOCKS[-1].code)
+
+
+def test_every_block_runs_against_the_elevenlabs_front(guide: Guide):
+    guide.use(guide.elevenlabs_url)
+    for block in BLOCKS:
+        guide.run(block)
+    config = load_config(guide.folder / "speechbridge.toml")
+    assert (config.select("stt").provider, config.select("tts").provider) == ("gradium", "gradium")
+
+
+def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: Guide):
+    gradium_config = [block for block in BLOCKS if block.lang == "toml" and block.section.startswith("Switching")]
+    assert len(gradium_config) == 1
+    guide.use(guide.gradium_url)
+    guide.run(gradium_config[0])
+    for block in BLOCKS:
+        if block.is_speechbridge:
+            guide.run(block)
+
+
+def test_a_block_that_fails_fails_the_test(guide: Guide):
+    guide.use(guide.elevenlabs_url)
+    broken = Block("python", None, 'from speechbridge import transcribe_file\ntranscribe_file("missing.wav")\n', 1, "x")
+    with pytest.raises(SpeechBridgeError, match=r"missing\.wav"):
+        guide.run(broken)
+    silent = Block("python", None, "from speechbridge import transcribe_file\n", 1, "x")
+    with pytest.raises(BlockFailed, match="printed nothing"):
+        guide.run(silent)
+    wrong = Block(
+        "python", None, 'import sys\nfrom speechbridge import Transcript\nprint("final: nothing heard")\n', 1, "x"
+    )
+    with pytest.raises(AssertionError, match="printed final: nothing heard"):
+        guide.run(wrong)
+    guide.run(Block("json", "options.json", '{"voice_id": "21m00Tcm4TlvDq8ikWAM", "next_text": "x"}\n', 1, "x"))
+    guide.run(Block("sh", None, "speechbridge migrate elevenlabs options.json > speechbridge.toml\n", 1, "x"))
+    with pytest.raises(BlockFailed, match="the command printed"):
+        guide.run(Block("text", None, "not migrated: nothing\n", 1, "x"))
+    with pytest.raises(BlockFailed, match="the command wrote other tables"):
+        guide.run(Block("toml", "speechbridge.toml", '[tts]\nprovider = "elevenlabs"\n', 1, "x"))
