@@ -35,7 +35,7 @@ from . import plugins
 from .errors import ConfigError, SpeechBridgeError
 from .plugins import ProviderRegistry
 from .provider import Provider
-from .settings import settings_fields
+from .settings import check_option_names, settings_fields
 from .stt import STTProvider
 from .tts import TTSProvider
 
@@ -255,11 +255,7 @@ def _accepted_names(cls: type[Provider[Any]]) -> tuple[str, ...]:
 
 def _accepted(cls: type[Provider[Any]], options: Mapping[str, Any], source: str) -> dict[str, Any]:
     """``options`` when ``cls`` accepts every name; else the error names the option, its source and the allowed."""
-    names = _accepted_names(cls)
-    for key in options:
-        if key not in names:
-            allowed = settings_fields(cls.Settings)
-            raise ConfigError(f"unknown option {key!r} in {source}", allowed=allowed, provider=cls.name)
+    check_option_names(cls.Settings, options, provider=cls.name, where=source)
     return dict(options)
 
 

@@ -7,14 +7,19 @@ An option a provider does not know is an error that lists the ones it does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsupportedFeature
 
-__all__ = ["between", "build_settings", "one_of", "settings_fields"]
+__all__ = ["COMMON_OPTIONS", "between", "build_settings", "check_option_names", "one_of", "settings_fields"]
+
+COMMON_OPTIONS = frozenset(
+    {"language", "model", "voice", "sample_rate", "speed", "interim_results", "word_timestamps", "multiplex"}
+)
+"""Options that mean the same on every provider that has them; one a provider lacks is an UnsupportedFeature."""
 
 S = TypeVar("S")
 
@@ -50,16 +55,30 @@ def settings_fields(settings_cls: type) -> tuple[str, ...]:
     return tuple(field.name for field in attrs.fields(settings_cls))
 
 
+def check_option_names(settings_cls: type, keys: Iterable[str], *, provider: str, where: str = "") -> None:
+    """Refuse any of ``keys`` that ``settings_cls`` (or its ``ALIASES``) does not take, naming it and the accepted.
+
+    A common option the provider has no equivalent of is an :class:`UnsupportedFeature`; any other a ConfigError.
+    """
+    names = settings_fields(settings_cls)
+    accepted = set(names) | set(getattr(settings_cls, "ALIASES", {}))
+    for key in keys:
+        if key in accepted:
+            continue
+        place = f" in {where}" if where else ""
+        if key in COMMON_OPTIONS:
+            raise UnsupportedFeature(
+                f"{provider} has no equivalent of the option {key!r}{place} (its options: {', '.join(names)})",
+                provider=provider,
+            )
+        raise ConfigError(f"unknown option {key!r}{place}", allowed=names, provider=provider)
+
+
 def build_settings(settings_cls: type[S], options: Mapping[str, Any], *, provider: str, base: S | None = None) -> S:
     """Validate ``options`` into ``settings_cls`` (on top of ``base`` when given)."""
     aliases: Mapping[str, str] = getattr(settings_cls, "ALIASES", {})
-    names = settings_fields(settings_cls)
-    values: dict[str, Any] = {}
-    for key, value in options.items():
-        name = aliases.get(key, key)
-        if name not in names:
-            raise ConfigError(f"unknown option {key!r}", allowed=names, provider=provider)
-        values[name] = value
+    check_option_names(settings_cls, options, provider=provider)
+    values = {aliases.get(key, key): value for key, value in options.items()}
     try:
         return attrs.evolve(base, **values) if base is not None else settings_cls(**values)  # type: ignore[misc]
     except ConfigError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from speechbridge.config import Config, load_config
-from speechbridge.errors import ConfigError
+from speechbridge.errors import ConfigError, UnsupportedFeature
 from speechbridge.hookspecs import hookimpl
 from speechbridge.plugins import ProviderRegistry, build_registry, plugin_manager
 
@@ -150,9 +150,9 @@ def test_shared_provider_options_go_to_the_kinds_that_accept_them(config: Config
         ),
         ('[stt]\nmodle = "x"\n', {"provider": "code"}, r"code: unknown option 'modle' in \[stt\]", None),
         (
-            '[profiles.k]\nstt = { provider = "keyed", model = "x" }\n',
+            '[profiles.k]\nstt = { provider = "keyed", beam_size = 3 }\n',
             {"profile": "k"},
-            r"keyed: unknown option 'model' in \[profiles\.k\.stt\]",
+            r"keyed: unknown option 'beam_size' in \[profiles\.k\.stt\]",
             ("language", "region"),
         ),
         ("[providers.code]\nbogus = 1\n", {"provider": "code"}, r"unknown option 'bogus' in \[providers\.code\]", None),
@@ -292,3 +292,11 @@ tts = { provider = "cod" }
         f"providers: unknown provider 'nope' in [providers.nope] of {tmp_path / 'speechbridge.toml'} "
         "(allowed: code, keyed)",
     ]
+
+
+def test_a_common_option_the_provider_lacks_is_an_unsupported_feature(registry: ProviderRegistry) -> None:
+    config = Config.from_dict({"profiles": {"k": {"stt": {"provider": "keyed", "model": "x"}}}}, registry=registry)
+    with pytest.raises(UnsupportedFeature, match=r"keyed has no equivalent of the option 'model' in \[profiles"):
+        config.stt(profile="k")
+    with pytest.raises(UnsupportedFeature, match="no equivalent of the option 'speed'"):
+        registry.stt("keyed")(speed=1.5)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pytest
 
 from speechbridge.audio import AudioFormat, PCMAudio, decode
-from speechbridge.errors import ConfigError
+from speechbridge.errors import ConfigError, UnsupportedFeature
 from speechbridge.events import (
     AudioChunk,
     Flushed,
@@ -152,13 +152,18 @@ async def test_for_audio_fits_the_script_to_the_voiced_time(speech_sample: Speec
         ({"script": 42}, "script must be text"),
         ({"interim_results": "yes"}, "interim_results must be True or False"),
         ({"language": 5}, "language must be text"),
-        ({"speed": 2}, "allowed: script, ms_per_word"),
+        ({"beam_size": 2}, "allowed: script, ms_per_word"),
     ],
 )
 def test_stt_settings_are_validated(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         ScriptedSTT(**options)
     assert info.value.provider == "scripted"
+
+
+def test_a_common_option_scripted_stt_lacks_is_unsupported() -> None:
+    with pytest.raises(UnsupportedFeature, match="scripted has no equivalent of the option 'speed'"):
+        ScriptedSTT(speed=2)
 
 
 # --- ScriptedTTS ----------------------------------------------------------------------------------------------
