@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,36 +10,16 @@ import pytest
 from speechbridge_cartesia.stt import CartesiaSTT
 from speechbridge_cartesia.tts import CartesiaTTS
 
-from speechbridge import plugins
-from speechbridge.stt import STTProvider
-from speechbridge.testing import SpeechSample, make_speech_sample
+from speechbridge.testing import SpeechSample
 from speechbridge.testing.contract import STTContract, TTSContract
 from speechbridge.tts import TTSProvider
 
 
-def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
-    registry = plugins.get_registry()
-    if "local" not in registry.names("stt") or "local" not in registry.names("tts"):
-        pytest.skip("the local backend is not installed")
-    return registry.stt("local"), registry.tts("local")
-
-
 @pytest.fixture(scope="module")
-def local_front(front_thread: Any) -> Iterator[Any]:
-    stt_class, tts_class = _local_or_skip()
+def local_front(front_thread: Any, local_providers: Any) -> Iterator[Any]:
+    stt_class, tts_class = local_providers
     with front_thread(stt_class(), tts_class()) as front:
         yield front
-
-
-@pytest.fixture(scope="module")
-def local_speech() -> SpeechSample:
-    _, tts_class = _local_or_skip()
-
-    async def speak() -> SpeechSample:
-        async with tts_class() as tts:
-            return await make_speech_sample(tts)
-
-    return asyncio.run(speak())
 
 
 class TestLocalSTT(STTContract):

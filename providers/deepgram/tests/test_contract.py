@@ -3,7 +3,6 @@ it and with the local engines (real speech in, real speech out)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,11 +10,8 @@ import pytest
 from speechbridge_deepgram.stt import DeepgramSTT
 from speechbridge_deepgram.tts import DeepgramTTS
 
-from speechbridge import plugins
-from speechbridge.stt import STTProvider
-from speechbridge.testing import SpeechSample, make_speech_sample
+from speechbridge.testing import SpeechSample
 from speechbridge.testing.contract import STTContract, TTSContract
-from speechbridge.tts import TTSProvider
 
 
 class TestDeepgramSTT(STTContract):
@@ -35,30 +31,12 @@ class TestDeepgramTTS(TTSContract):
 # --- the local engines behind the front: real speech through Deepgram's wire --------------------------------------
 
 
-def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
-    registry = plugins.get_registry()
-    if "local" not in registry.names("stt") or "local" not in registry.names("tts"):
-        pytest.skip("the local backend is not installed")
-    return registry.stt("local"), registry.tts("local")
-
-
 @pytest.fixture(scope="module")
-def local_front(front_thread: Any) -> Iterator[Any]:
+def local_front(front_thread: Any, local_providers: Any) -> Iterator[Any]:
     """A Deepgram front backed by the local engines: pocketsphinx listens, hibari-tts speaks."""
-    stt_class, tts_class = _local_or_skip()
+    stt_class, tts_class = local_providers
     with front_thread(stt_class(), tts_class()) as front:
         yield front
-
-
-@pytest.fixture(scope="module")
-def local_speech() -> SpeechSample:
-    _, tts_class = _local_or_skip()
-
-    async def speak() -> SpeechSample:
-        async with tts_class() as tts:
-            return await make_speech_sample(tts)
-
-    return asyncio.run(speak())
 
 
 class TestLocalSTT(STTContract):

@@ -6,7 +6,6 @@ default ``commit_strategy="vad"``, whose vendor commits end turns.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,11 +13,8 @@ import pytest
 from speechbridge_elevenlabs.stt import ElevenLabsSTT
 from speechbridge_elevenlabs.tts import ElevenLabsTTS
 
-from speechbridge import plugins
-from speechbridge.stt import STTProvider
-from speechbridge.testing import SpeechSample, make_speech_sample
+from speechbridge.testing import SpeechSample
 from speechbridge.testing.contract import STTContract, TTSContract
-from speechbridge.tts import TTSProvider
 
 
 class TestScriptedSTT(STTContract):
@@ -40,31 +36,12 @@ class TestScriptedTTS(TTSContract):
 # --- the local engines behind the front -------------------------------------------------------------------------
 
 
-def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
-    registry = plugins.get_registry()
-    if "local" not in registry.names("stt") or "local" not in registry.names("tts"):
-        pytest.skip("the local backend is not installed")
-    return registry.stt("local"), registry.tts("local")
-
-
 @pytest.fixture(scope="module")
-def local_front(front_thread: Any) -> Iterator[Any]:
+def local_front(front_thread: Any, local_providers: Any) -> Iterator[Any]:
     """An ElevenLabs front backed by the local engines: pocketsphinx listens, hibari-tts speaks."""
-    stt_class, tts_class = _local_or_skip()
+    stt_class, tts_class = local_providers
     with front_thread(stt_class(), tts_class()) as front:
         yield front
-
-
-@pytest.fixture(scope="module")
-def local_speech() -> SpeechSample:
-    """Real speech, from the local TTS."""
-    _, tts_class = _local_or_skip()
-
-    async def speak() -> SpeechSample:
-        async with tts_class() as tts:
-            return await make_speech_sample(tts)
-
-    return asyncio.run(speak())
 
 
 class TestLocalSTT(STTContract):

@@ -19,10 +19,9 @@ from speechbridge_gradium.server import make_app
 from speechbridge_gradium.stt import GradiumSTT
 from speechbridge_gradium.tts import GradiumTTS
 
-from speechbridge import plugins
 from speechbridge.events import AudioChunk, WordTiming
 from speechbridge.stt import STTProvider
-from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, make_speech_sample
+from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer
 from speechbridge.testing.contract import STTContract, TTSContract, final_text, recognise, within
 from speechbridge.tts import TTSProvider
 
@@ -98,31 +97,12 @@ async def test_concurrent_streams_share_one_socket_when_multiplexed(
 # --- the local engines behind the front -------------------------------------------------------------------------
 
 
-def _local_or_skip() -> tuple[type[STTProvider[Any]], type[TTSProvider[Any]]]:
-    registry = plugins.get_registry()
-    if "local" not in registry.names("stt") or "local" not in registry.names("tts"):
-        pytest.skip("the local backend is not installed")
-    return registry.stt("local"), registry.tts("local")
-
-
 @pytest.fixture(scope="module")
-def local_front() -> Iterator[GradiumFront]:
+def local_front(local_providers: Any) -> Iterator[GradiumFront]:
     """A Gradium front backed by the local engines: pocketsphinx listens, hibari-tts speaks."""
-    stt_class, tts_class = _local_or_skip()
+    stt_class, tts_class = local_providers
     with GradiumFront(stt_class(), tts_class()) as front:
         yield front
-
-
-@pytest.fixture(scope="module")
-def local_speech() -> SpeechSample:
-    """Real speech, from the local TTS."""
-    _, tts_class = _local_or_skip()
-
-    async def speak() -> SpeechSample:
-        async with tts_class() as tts:
-            return await make_speech_sample(tts)
-
-    return asyncio.run(speak())
 
 
 class TestLocalSTT(STTContract):
