@@ -50,13 +50,30 @@ class _Record:
         return data
 
 
+class _Run(_Record):
+    """What STT and TTS runs share: a key in the runs file, and success."""
+
+    item: str
+    profile: str
+    mode: Mode
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def key(self) -> RunKey:
+        return (self.item, self.profile, self.mode)
+
+
 def _mode(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if value not in MODES:
         raise ConfigError(f"unknown mode {value!r}", allowed=MODES)
 
 
 @attrs.frozen(kw_only=True)
-class STTRun(_Record):
+class STTRun(_Run):
     """One recording through one STT profile in one mode.
 
     ``first_transcript_s``: wall time from the start of sending (stream) or the request (batch) to the first text.
@@ -95,17 +112,9 @@ class STTRun(_Record):
     cost_usd: float | None = None
     started_at: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def key(self) -> RunKey:
-        return (self.item, self.profile, self.mode)
-
 
 @attrs.frozen(kw_only=True)
-class TTSRun(_Record):
+class TTSRun(_Run):
     """One text through one TTS profile in one mode, judged by a round trip through an STT (``judge``).
 
     ``first_audio_s``: wall time from sending the text to the first audio; ``processing_s``: to the last audio;
@@ -138,14 +147,6 @@ class TTSRun(_Record):
     reference_words: int | None = None
     cost_usd: float | None = None
     started_at: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def key(self) -> RunKey:
-        return (self.item, self.profile, self.mode)
 
 
 @attrs.frozen(kw_only=True)

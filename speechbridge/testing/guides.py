@@ -21,21 +21,29 @@ import ast
 import contextlib
 import io
 import json
+import os
 import re
 import shlex
 import sys
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
 import attrs
 
 from .. import cli
+from ..audio import PCMAudio, encode, resample, ulaw_encode
 from ..config import load_config
+from ..plugins import get_registry
+from .samples import SpeechSample
+from .scripted import ScriptedSTT, ScriptedTTS
+from .servers import ThreadedServer
 
-__all__ = ["Block", "BlockFailed", "GuideRunner", "blocks_of", "read_blocks"]
+__all__ = ["Block", "BlockFailed", "GuideRunner", "blocks_of", "read_blocks", "serve_fronts_for_guide"]
 
+TRAILING_SILENCE_S: Final = 1.5  # after the call's speech, so streams see the turn end
+ENVIRONMENT: Final = ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS")
 FENCE: Final = re.compile(r"^(`{3,})([^`\s]*)(?: (\S+))?\s*$")
 CONFIG_FILE: Final = "speechbridge.toml"
 
@@ -200,3 +208,36 @@ class GuideRunner:
 def _require(condition: bool, block: Block, problem: str) -> None:
     if not condition:
         raise BlockFailed(f"{block.where}: {problem}")
+
+
+@contextlib.contextmanager
+def serve_fronts_for_guide(folder: Path, sample: SpeechSample, keys: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """The world a migration guide's examples run in, for as long as the block lasts.
+
+    ``folder`` (made the working directory) gets ``call.wav`` (16 kHz) and ``call.ulaw`` (8 kHz mu-law): ``sample``
+    followed by silence. For each ``front: key`` of ``keys``, ``<FRONT>_API_KEY`` is set and that front is served
+    over scripted providers that hear ``sample``'s words and speak tones; yields each front's base URL. The
+    environment and working directory are restored afterwards.
+    """
+    audio = sample.audio
+    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
+    (folder / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
+    (folder / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
+    saved_environment, saved_directory = dict(os.environ), Path.cwd()
+    for name in ENVIRONMENT:
+        os.environ.pop(name, None)
+    os.environ.update({f"{front.upper()}_API_KEY": key for front, key in keys.items()})
+    os.chdir(folder)
+    registry = get_registry()
+    try:
+        with contextlib.ExitStack() as stack:
+            urls = {}
+            for front, key in keys.items():
+                stt, tts = ScriptedSTT.for_audio(call, sample.words), ScriptedTTS()
+                app = registry.front(front)(stt, tts, api_keys=[key])
+                urls[front] = stack.enter_context(ThreadedServer(app, closing=(stt, tts))).url
+            yield urls
+    finally:
+        os.chdir(saved_directory)
+        os.environ.clear()
+        os.environ.update(saved_environment)

@@ -13,19 +13,16 @@ from pathlib import Path
 
 import attrs
 import pytest
-from speechbridge_cartesia.server import make_app as cartesia_app
 
-from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
 from speechbridge.config import load_config
 from speechbridge.errors import AuthenticationError
-from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
-from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks
+from speechbridge.testing import SpeechSample, word_overlap
+from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks, serve_fronts_for_guide
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "cartesia.md"
 CARTESIA_KEY, GRADIUM_KEY = "ca-guide-key", "gd-guide-key"
-TRAILING_SILENCE_S = 1.5
 BLOCKS = read_blocks(GUIDE)
 
 
@@ -72,28 +69,12 @@ class Guide:
 
 @pytest.fixture
 def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
-    gradium_server = pytest.importorskip("speechbridge_gradium.server")
+    pytest.importorskip("speechbridge_gradium")
     pytest.importorskip("cartesia")
-    audio = speech_sample.audio
-    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
-    (tmp_path / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
-    (tmp_path / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
-    for name in ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS", "CARTESIA_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CARTESIA_API_KEY", CARTESIA_KEY)
-    monkeypatch.setenv("GRADIUM_API_KEY", GRADIUM_KEY)
-    monkeypatch.chdir(tmp_path)
-
-    def backends() -> tuple[ScriptedSTT, ScriptedTTS]:
-        return ScriptedSTT.for_audio(call, speech_sample.words), ScriptedTTS()
-
-    cartesia_stt, cartesia_tts = backends()
-    gradium_stt, gradium_tts = backends()
-    with (
-        ThreadedServer(cartesia_app(cartesia_stt, cartesia_tts, api_keys=[CARTESIA_KEY])) as cartesia,
-        ThreadedServer(gradium_server.make_app(gradium_stt, gradium_tts, api_keys=[GRADIUM_KEY])) as gradium,
-    ):
-        yield Guide(tmp_path, speech_sample, cartesia.url, gradium.url + "/api", monkeypatch)
+    monkeypatch.delenv("CARTESIA_BASE_URL", raising=False)
+    keys = {"cartesia": CARTESIA_KEY, "gradium": GRADIUM_KEY}
+    with serve_fronts_for_guide(tmp_path, speech_sample, keys) as urls:
+        yield Guide(tmp_path, speech_sample, urls["cartesia"], urls["gradium"] + "/api", monkeypatch)
 
 
 def test_the_guide_has_every_kind_of_example():

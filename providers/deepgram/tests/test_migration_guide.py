@@ -16,19 +16,16 @@ from pathlib import Path
 
 import attrs
 import pytest
-from speechbridge_deepgram.server import make_app as deepgram_app
 
-from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
 from speechbridge.config import load_config
 from speechbridge.errors import SpeechBridgeError
-from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
-from speechbridge.testing.guides import Block, GuideRunner, read_blocks
+from speechbridge.testing import SpeechSample, word_overlap
+from speechbridge.testing.guides import Block, GuideRunner, read_blocks, serve_fronts_for_guide
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "deepgram.md"
 DEEPGRAM_KEY, GRADIUM_KEY = "dg-guide-key", "gd-guide-key"
-TRAILING_SILENCE_S = 1.5
 BLOCKS = read_blocks(GUIDE)
 
 
@@ -83,27 +80,10 @@ def check_output(block: Block, printed: str, guide: Guide) -> None:
 
 @pytest.fixture
 def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
-    gradium_server = pytest.importorskip("speechbridge_gradium.server")
-    audio = speech_sample.audio
-    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
-    (tmp_path / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
-    (tmp_path / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
-    for name in ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DEEPGRAM_API_KEY", DEEPGRAM_KEY)
-    monkeypatch.setenv("GRADIUM_API_KEY", GRADIUM_KEY)
-    monkeypatch.chdir(tmp_path)
-
-    def backends() -> tuple[ScriptedSTT, ScriptedTTS]:
-        return ScriptedSTT.for_audio(call, speech_sample.words), ScriptedTTS()
-
-    deepgram_stt, deepgram_tts = backends()
-    gradium_stt, gradium_tts = backends()
-    with (
-        ThreadedServer(deepgram_app(deepgram_stt, deepgram_tts, api_keys=[DEEPGRAM_KEY])) as deepgram,
-        ThreadedServer(gradium_server.make_app(gradium_stt, gradium_tts, api_keys=[GRADIUM_KEY])) as gradium,
-    ):
-        yield Guide(tmp_path, speech_sample, deepgram.url, gradium.url + "/api", monkeypatch)
+    pytest.importorskip("speechbridge_gradium")
+    keys = {"deepgram": DEEPGRAM_KEY, "gradium": GRADIUM_KEY}
+    with serve_fronts_for_guide(tmp_path, speech_sample, keys) as urls:
+        yield Guide(tmp_path, speech_sample, urls["deepgram"], urls["gradium"] + "/api", monkeypatch)
 
 
 def test_the_guide_has_every_kind_of_example():

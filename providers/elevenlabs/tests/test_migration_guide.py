@@ -19,20 +19,17 @@ from pathlib import Path
 import attrs
 import pytest
 from speechbridge_elevenlabs.migrate import migrate_elevenlabs
-from speechbridge_elevenlabs.server import make_app as elevenlabs_app
 
-from speechbridge.audio import PCMAudio, encode, resample, ulaw_encode
 from speechbridge.config import load_config
 from speechbridge.errors import SpeechBridgeError
-from speechbridge.testing import ScriptedSTT, ScriptedTTS, SpeechSample, ThreadedServer, word_overlap
-from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks
+from speechbridge.testing import SpeechSample, word_overlap
+from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks, serve_fronts_for_guide
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 pytest.importorskip("elevenlabs")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "elevenlabs.md"
 ELEVENLABS_KEY, GRADIUM_KEY = "el-guide-key", "gd-guide-key"
-TRAILING_SILENCE_S = 1.5
 BLOCKS = read_blocks(GUIDE)
 
 
@@ -88,27 +85,10 @@ def check_output(block: Block, printed: str, guide: Guide) -> None:
 
 @pytest.fixture
 def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
-    gradium_server = pytest.importorskip("speechbridge_gradium.server")
-    audio = speech_sample.audio
-    call = PCMAudio(audio.data + bytes(audio.format.bytes_for(TRAILING_SILENCE_S)), audio.sample_rate)
-    (tmp_path / "call.wav").write_bytes(encode(resample(call, 16000), "wav"))
-    (tmp_path / "call.ulaw").write_bytes(ulaw_encode(resample(call, 8000).data))
-    for name in ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
-    monkeypatch.setenv("GRADIUM_API_KEY", GRADIUM_KEY)
-    monkeypatch.chdir(tmp_path)
-
-    def backends() -> tuple[ScriptedSTT, ScriptedTTS]:
-        return ScriptedSTT.for_audio(call, speech_sample.words), ScriptedTTS()
-
-    elevenlabs_stt, elevenlabs_tts = backends()
-    gradium_stt, gradium_tts = backends()
-    with (
-        ThreadedServer(elevenlabs_app(elevenlabs_stt, elevenlabs_tts, api_keys=[ELEVENLABS_KEY])) as elevenlabs,
-        ThreadedServer(gradium_server.make_app(gradium_stt, gradium_tts, api_keys=[GRADIUM_KEY])) as gradium,
-    ):
-        yield Guide(tmp_path, speech_sample, elevenlabs.url, gradium.url + "/api", monkeypatch)
+    pytest.importorskip("speechbridge_gradium")
+    keys = {"elevenlabs": ELEVENLABS_KEY, "gradium": GRADIUM_KEY}
+    with serve_fronts_for_guide(tmp_path, speech_sample, keys) as urls:
+        yield Guide(tmp_path, speech_sample, urls["elevenlabs"], urls["gradium"] + "/api", monkeypatch)
 
 
 def test_the_guide_has_every_kind_of_example():
