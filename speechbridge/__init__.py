@@ -33,6 +33,7 @@ from .events import (
     Word,
     WordTiming,
 )
+from .fallback import AllProvidersFailed, FallbackSTT, FallbackTTS, ProviderSwitched
 from .hookspecs import hookimpl
 from .plugins import get_registry
 from .stt import STTCapabilities, STTProvider, STTStream
@@ -42,18 +43,22 @@ from .tts import Synthesis, TTSCapabilities, TTSProvider, TTSStream, Voice
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllProvidersFailed",
     "AudioChunk",
     "AudioFormat",
     "AudioFormatError",
     "AuthenticationError",
     "Config",
     "ConfigError",
+    "FallbackSTT",
+    "FallbackTTS",
     "Flushed",
     "InvalidRequest",
     "MissingDependency",
     "PCMAudio",
     "ProtocolError",
     "ProviderError",
+    "ProviderSwitched",
     "QuotaExceeded",
     "RateLimitError",
     "Ready",

@@ -19,6 +19,24 @@ none at all, both providers are ``local``::
 Which provider, highest first: keyword arguments, the profile asked for, ``SPEECHBRIDGE_STT`` / ``SPEECHBRIDGE_TTS``,
 ``[stt]`` / ``[tts]``, ``local``. Options, highest first: keyword arguments, the profile, ``[stt]`` / ``[tts]``,
 ``[providers.<name>]``. The environment is read when a provider is made.
+
+Each of those tables (and ``[profiles.<name>]`` itself, for both kinds) may hold a ``reliability`` table of
+:class:`~speechbridge.reliability.Reliability` options; the tables merge key by key in the same order, and a
+``Reliability`` given as an argument replaces them all::
+
+    [providers.gradium]
+    reliability = { retries = 5, dead_peer_timeout_s = 5 }
+    [stt.reliability]
+    backoff_s = 0.5
+
+A ``fallback`` list in ``[stt]`` / ``[tts]`` (or a profile's table) makes a failover chain
+(:class:`~speechbridge.fallback.FallbackSTT` / ``FallbackTTS``) of providers or profiles, each made as if chosen
+alone, with the table's other options; ``no_output_timeout_s`` and ``probe_interval_s`` there are the chain's own.
+``SPEECHBRIDGE_STT=fallback`` (or ``provider = "fallback"``) picks the configured chain::
+
+    [stt]
+    fallback = ["gradium", "deepgram", "local"]
+    no_output_timeout_s = 5
 """
 
 from __future__ import annotations
@@ -33,8 +51,10 @@ import attrs
 
 from . import plugins
 from .errors import ConfigError, SpeechBridgeError
+from .fallback import FAILOVER_OPTIONS, FallbackSTT, FallbackTTS
 from .plugins import ProviderRegistry
 from .provider import Provider
+from .reliability import Reliability
 from .settings import check_option_names, settings_fields
 from .stt import STTProvider
 from .tts import TTSProvider
@@ -45,9 +65,11 @@ FILE_NAME = "speechbridge.toml"
 CONFIG_ENV = "SPEECHBRIDGE_CONFIG"
 PROVIDER_ENV = {"stt": "SPEECHBRIDGE_STT", "tts": "SPEECHBRIDGE_TTS"}
 DEFAULT_PROVIDER = "local"
+FALLBACK = "fallback"  # the provider name that picks the configured failover chain
 KINDS = ("stt", "tts")
 TOP_LEVEL_KEYS = ("stt", "tts", "providers", "profiles", "pricing")
 PRICE_KEYS = ("stt_per_minute", "tts_per_1k_chars")
+RELIABILITY = "reliability"
 KEY_IN_FILE = (
     "API keys do not belong in the config file; they come from the environment: "
     'put api_key_env = "NAME_OF_THE_VARIABLE" in [providers.<name>]'
@@ -61,6 +83,8 @@ class Section:
     provider: str | None
     options: Mapping[str, Any]
     source: str
+    fallback: tuple[str, ...] = ()  # a failover chain's providers or profiles (provider is then "fallback")
+    failover: Mapping[str, Any] = attrs.field(factory=dict)  # the chain's own options
 
 
 @attrs.frozen
@@ -92,6 +116,7 @@ class Selection:
     options: Mapping[str, Any]
     api_key_env: str | None
     api_key_env_configured: bool
+    members: tuple[Selection, ...] = ()  # a failover chain's providers, in order
 
 
 @attrs.frozen
@@ -160,6 +185,8 @@ class Config:
             (DEFAULT_PROVIDER, "the default"),
         ]
         name, name_source = next((value, source) for value, source in candidates if value)
+        if name == FALLBACK:
+            return self._select_chain(kind, profile, base, layer, options or {}, name_source)
         if name not in registry.names(kind):
             raise ConfigError(f"unknown {kind} provider {name!r}, {name_source}", allowed=registry.names(kind))
         cls = registry.stt(name) if kind == "stt" else registry.tts(name)
@@ -172,12 +199,61 @@ class Config:
                 merged.update(_accepted(cls, section.options, section.source))
         given = {key: value for key, value in (options or {}).items() if key != "api_key"}
         merged.update(_accepted(cls, given, "the arguments"))
+        layers = [(section.options, section.source) for section in (shared, base, layer) if section is not None]
+        reliability = _reliability([*layers, (given, "the arguments")])
+        if reliability is not None:
+            merged[RELIABILITY] = reliability
         configured_env = shared.api_key_env if shared is not None else None
         return Selection(kind, name, cls, merged, configured_env or cls.api_key_env, configured_env is not None)
 
+    def _select_chain(
+        self,
+        kind: str,
+        profile: str | None,
+        base: Section,
+        layer: Section | None,
+        options: Mapping[str, Any],
+        source: str,
+    ) -> Selection:
+        """A failover chain: each member selected as the provider or profile it names, with the options of the
+        tables above it and the arguments (every member must take them); the chain's own options and reliability
+        go to the chain."""
+        chain = next((section for section in (layer, base) if section is not None and section.fallback), None)
+        if chain is None:
+            raise ConfigError(f"provider {FALLBACK!r} ({source}) needs a chain: fallback = [...] in [{kind}]")
+        given = {key: value for key, value in options.items() if key not in FAILOVER_OPTIONS}
+        own = {**chain.failover, **{key: options[key] for key in FAILOVER_OPTIONS if key in options}}
+        registry = self._registry()
+        kind_profiles = [name for name in self.profile_names if getattr(self.profiles[name], kind) is not None]
+        members = []
+        for member in chain.fallback:
+            if member in kind_profiles:
+                if getattr(self.profiles[member], kind).provider in (None, FALLBACK):
+                    raise ConfigError(f"profile {member!r} in the fallback of {chain.source} must set a provider")
+                members.append(self.select(kind, member, None, {**(layer.options if layer else {}), **given}))
+            elif member in registry.names(kind) and member != FALLBACK:
+                members.append(self.select(kind, profile, member, given))
+            else:
+                allowed = [*registry.names(kind), *kind_profiles]
+                raise ConfigError(f"unknown {kind} provider or profile {member!r} in {chain.source}", allowed=allowed)
+        sections = [(section.options, section.source) for section in (base, layer) if section is not None]
+        reliability = _reliability([*sections, (given, "the arguments")])
+        if reliability is not None:
+            own[RELIABILITY] = reliability
+        cls = FallbackSTT if kind == "stt" else FallbackTTS
+        return Selection(kind, FALLBACK, cls, own, None, False, tuple(members))
+
     def _make(self, kind: str, profile: str | None, provider: str | None, options: dict[str, Any]) -> Provider[Any]:
-        selection = self.select(kind, profile, provider, options)
-        api_key = options.get("api_key")
+        return self._build(self.select(kind, profile, provider, options), options.get("api_key"))
+
+    def _build(self, selection: Selection, api_key: Any) -> Provider[Any]:
+        if selection.members:
+            if api_key is not None:
+                raise ConfigError("a fallback chain takes no api_key: each provider reads its own from api_key_env")
+            members: list[Any] = [self._build(member, None) for member in selection.members]
+            if selection.kind == "stt":
+                return FallbackSTT(members, **selection.options)
+            return FallbackTTS(members, **selection.options)
         if api_key is None and selection.api_key_env:
             api_key = os.environ.get(selection.api_key_env) or None
             if api_key is None and selection.api_key_env_configured:
@@ -197,8 +273,14 @@ class Config:
         for label, kind, profile_name in attempts:
             try:
                 selection = self.select(kind, profile_name)
-                if selection.api_key_env and not os.environ.get(selection.api_key_env):
-                    problems.append(f"{label}: {selection.provider} needs an API key: set {selection.api_key_env}")
+                keyless = [
+                    each
+                    for each in selection.members or (selection,)
+                    if each.api_key_env and not os.environ.get(each.api_key_env)
+                ]
+                for each in keyless:
+                    problems.append(f"{label}: {each.provider} needs an API key: set {each.api_key_env}")
+                if keyless:
                     continue
                 self._make(kind, profile_name, None, {})
             except SpeechBridgeError as exc:
@@ -254,9 +336,29 @@ def _accepted_names(cls: type[Provider[Any]]) -> tuple[str, ...]:
 
 
 def _accepted(cls: type[Provider[Any]], options: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``options`` when ``cls`` accepts every name; else the error names the option, its source and the allowed."""
-    check_option_names(cls.Settings, options, provider=cls.name, where=source)
-    return dict(options)
+    """``options`` (but ``reliability``) when ``cls`` accepts every name; else the error names the option, its source
+    and the allowed."""
+    settings = {key: value for key, value in options.items() if key != RELIABILITY}
+    check_option_names(cls.Settings, settings, provider=cls.name, where=source)
+    return settings
+
+
+def _reliability(layers: list[tuple[Mapping[str, Any], str]]) -> Reliability | None:
+    """The ``reliability`` tables of ``layers`` (lowest precedence first) merged key by key; a :class:`Reliability`
+    replaces what is below it. None when no layer has one."""
+    merged: dict[str, Any] | None = None
+    for options, source in layers:
+        table = options.get(RELIABILITY)
+        if table is None:
+            continue
+        policy = Reliability.from_options(table, where=f"{RELIABILITY} in {source}")
+        merged = attrs.asdict(policy) if isinstance(table, Reliability) else {**(merged or {}), **table}
+    return Reliability(**merged) if merged is not None else None
+
+
+def _check_reliability(table: Mapping[str, Any], where: str) -> None:
+    if RELIABILITY in table:
+        Reliability.from_options(table[RELIABILITY], where=f"{RELIABILITY} in {where}")
 
 
 def _route_shared(shared: ProviderSection, kind: str, registry: ProviderRegistry) -> dict[str, Any]:
@@ -268,8 +370,8 @@ def _route_shared(shared: ProviderSection, kind: str, registry: ProviderRegistry
     }
     everything: set[str] = set().union(*accepted.values())
     for key in shared.options:
-        if key not in everything:
-            allowed = sorted(everything | {"api_key_env"})
+        if key not in everything and key != RELIABILITY:
+            allowed = sorted(everything | {"api_key_env", RELIABILITY})
             raise ConfigError(f"unknown option {key!r} in {shared.source}", allowed=allowed, provider=shared.name)
     return {key: value for key, value in shared.options.items() if key in accepted.get(kind, set())}
 
@@ -293,7 +395,20 @@ def _section(value: Any, where: str) -> Section:
     provider = table.pop("provider", None)
     if provider is not None and (not isinstance(provider, str) or not provider):
         raise ConfigError(f"provider in {where} must be a provider name, not {provider!r}")
-    return Section(provider, table, where)
+    chain = table.pop("fallback", None)
+    failover: dict[str, Any] = {key: table.pop(key) for key in FAILOVER_OPTIONS if key in table}
+    if chain is None:
+        if failover:
+            raise ConfigError(f"{', '.join(failover)} in {where} belongs to a fallback chain: add fallback = [...]")
+        chain = []
+    elif not (isinstance(chain, list) and chain and all(isinstance(name, str) and name for name in chain)):
+        raise ConfigError(f"fallback in {where} must be a list of provider or profile names, not {chain!r}")
+    elif provider not in (None, FALLBACK):
+        raise ConfigError(f"{where} gives both provider = {provider!r} and fallback = [...]: keep one")
+    else:
+        provider = FALLBACK
+    _check_reliability(table, where)
+    return Section(provider, table, where, tuple(chain), failover)
 
 
 def _provider_section(name: str, table: Mapping[str, Any], where: str) -> ProviderSection:
@@ -303,16 +418,26 @@ def _provider_section(name: str, table: Mapping[str, Any], where: str) -> Provid
         raise ConfigError(f"api_key_env in {where} must name an environment variable, not {api_key_env!r}")
     if "provider" in options:
         raise ConfigError(f"{where} is already about {name!r}: it takes options, not 'provider'")
+    _check_reliability(options, where)
     return ProviderSection(name, options, api_key_env, where)
 
 
 def _profile(name: str, value: Any, where: str) -> Profile:
     table = _table(value, f"[profiles.{name}]{where}")
-    _check_keys(table, KINDS, f"[profiles.{name}]{where}")
-    if not table:
+    _check_keys(table, (*KINDS, RELIABILITY), f"[profiles.{name}]{where}")
+    if not any(kind in table for kind in KINDS):
         raise ConfigError(f"[profiles.{name}]{where} is empty: give it stt = {{...}} and/or tts = {{...}}")
+    _check_reliability(table, f"[profiles.{name}]{where}")
     sections = {kind: _section(table[kind], f"[profiles.{name}.{kind}]{where}") for kind in KINDS if kind in table}
+    if RELIABILITY in table:
+        sections = {kind: _under(section, table[RELIABILITY]) for kind, section in sections.items()}
     return Profile(name, **sections)
+
+
+def _under(section: Section, reliability: Mapping[str, Any]) -> Section:
+    """``section`` with a profile's ``reliability`` table under its own (its own keys win)."""
+    merged = {**reliability, **section.options.get(RELIABILITY, {})}
+    return attrs.evolve(section, options={**section.options, RELIABILITY: merged})
 
 
 def _prices(value: Any, where: str) -> dict[str, float]:

@@ -20,7 +20,10 @@ Every error is a :class:`SpeechBridgeError` and says whether retrying may help (
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
+from typing import Final
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "AudioFormatError",
@@ -37,15 +40,45 @@ __all__ = [
     "TransportError",
     "UnknownVoice",
     "UnsupportedFeature",
+    "remember_secret",
 ]
 
 
+MAX_REMEMBERED_SECRETS: Final = 4096
+MIN_SECRET_LENGTH: Final = 8
+_secrets: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+
+def remember_secret(value: str) -> None:
+    """Mask ``value`` (a key or token of this process) in every error message made from now on.
+
+    :class:`~speechbridge.provider.Secret` calls it, so a server that echoes a key into an answer quoted by an error
+    never shows it. The newest ``MAX_REMEMBERED_SECRETS`` are kept; values shorter than ``MIN_SECRET_LENGTH`` are not
+    secrets worth masking (and masking them would garble messages).
+    """
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    for form in {value, quote(value, safe=""), quote_plus(value)}:
+        _secrets[form] = None
+        _secrets.move_to_end(form)
+    while len(_secrets) > MAX_REMEMBERED_SECRETS:
+        _secrets.popitem(last=False)
+
+
+def _masked(message: str) -> str:
+    for secret in reversed(_secrets):
+        if secret in message:
+            message = message.replace(secret, "***")
+    return message
+
+
 class SpeechBridgeError(Exception):
-    """Base of every speechbridge error."""
+    """Base of every speechbridge error. Its message never shows a key or token the process knows as a secret."""
 
     retryable: bool = False
 
     def __init__(self, message: str, *, provider: str | None = None, retryable: bool | None = None) -> None:
+        message = _masked(message) if _secrets else message
         super().__init__(message)
         self.message = message
         self.provider = provider

@@ -15,6 +15,7 @@ from .audio import AudioFormat
 __all__ = [
     "AudioChunk",
     "Flushed",
+    "ProviderSwitched",
     "Ready",
     "Reconnected",
     "STTEvent",
@@ -109,9 +110,37 @@ class Flushed:
 
 @attrs.frozen
 class Reconnected:
-    """The connection dropped and was re-established; ``attempt`` counts from 1."""
+    """The connection dropped and a new session took over; events after it come from the new session.
+
+    ``attempt`` counts the tries in a row it took (from 1). ``replayed_s`` is the audio sent again because no final
+    text covered it yet; ``lost_s`` is audio that was needed but had already been released (past
+    ``Reliability.replay_limit_s``), so its words may be missing. ``reason`` is the error that ended the old session.
+    """
 
     attempt: int
+    replayed_s: float = 0.0
+    lost_s: float = 0.0
+    reason: str | None = None
+
+
+@attrs.frozen
+class ProviderSwitched:
+    """A fallback stream (``FallbackSTT`` / ``FallbackTTS``) moved to the next provider of its chain; events after it
+    come from ``provider``.
+
+    ``previous`` failed with ``reason``. ``time_s`` is where ``provider`` took over in the stream's timeline. STT:
+    ``replayed_s`` seconds of audio that no final transcript covered were sent to ``provider`` again, and ``lost_s``
+    more had already been released (past ``replay_limit_s``). TTS: ``resent_text`` is the text given to ``provider``
+    again, from the first word whose audio was not completely delivered.
+    """
+
+    provider: str
+    previous: str
+    reason: str
+    time_s: float
+    replayed_s: float = 0.0
+    lost_s: float = 0.0
+    resent_text: str = ""
 
 
 @attrs.frozen
@@ -136,5 +165,7 @@ class WordTiming:
     end_s: float
 
 
-STTEvent: TypeAlias = Ready | Transcript | VADUpdate | SpeechStarted | TurnEnded | Flushed | Reconnected | StreamEnded
-TTSEvent: TypeAlias = Ready | AudioChunk | WordTiming | Flushed | Reconnected | StreamEnded
+STTEvent: TypeAlias = (
+    Ready | Transcript | VADUpdate | SpeechStarted | TurnEnded | Flushed | Reconnected | ProviderSwitched | StreamEnded
+)
+TTSEvent: TypeAlias = Ready | AudioChunk | WordTiming | Flushed | Reconnected | ProviderSwitched | StreamEnded

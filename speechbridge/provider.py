@@ -7,7 +7,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
-from .errors import ConfigError
+from .errors import ConfigError, remember_secret
+from .reliability import Reliability
 from .settings import build_settings
 
 __all__ = ["Provider", "Secret"]
@@ -21,6 +22,9 @@ class Secret:
 
     value: str
 
+    def __attrs_post_init__(self) -> None:
+        remember_secret(self.value)
+
     def __repr__(self) -> str:
         return "Secret('***')"
 
@@ -31,18 +35,26 @@ class Provider(Generic[S]):
     """Base of STT and TTS providers.
 
     ``Settings`` is the provider's attrs class of options; options given to the constructor are its defaults, and
-    each call (``transcribe``, ``stream``, ``synthesize``) may override them.
+    each call (``transcribe``, ``stream``, ``synthesize``) may override them. ``reliability`` (a
+    :class:`~speechbridge.reliability.Reliability` or a mapping of its options) sets retries, reconnects and timeouts.
     """
 
     name: ClassVar[str]
     Settings: ClassVar[type[Any]]
     api_key_env: ClassVar[str | None] = None  # the environment variable the vendor's key is read from
 
-    def __init__(self, *, api_key: str | Secret | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        reliability: Reliability | Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
         self.settings: S = build_settings(self.Settings, options, provider=self.name)
         if isinstance(api_key, str):
             api_key = Secret(api_key)
         self._api_key = api_key
+        self.reliability = Reliability() if reliability is None else Reliability.from_options(reliability)
 
     def _settings_with(self, options: Mapping[str, Any]) -> S:
         """This provider's settings with per-call ``options`` applied and validated."""

@@ -1,8 +1,9 @@
 """Serving fronts: run an ASGI app with uvicorn (the ``server`` extra), and keep secrets out of its logs.
 
-uvicorn logs every request line to standard error (standard output stays empty). Browser clients put single-use
-tokens in the URL (``?token=...``), so every URL in what it logs passes through
-:func:`~speechbridge.transports.redact_url`, which masks the values of token, key and secret query parameters.
+uvicorn logs every request line to standard error (standard output stays empty), and at debug level every WebSocket
+handshake with its headers. Browser clients put single-use tokens in the URL (``?token=...``) and others send keys
+in headers, so everything uvicorn logs passes through :func:`~speechbridge.transports.redact`, which masks the
+values of token, key and secret query parameters and of credential headers.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import copy
 import importlib
 import importlib.util
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from .errors import MissingDependency, TransportError
-from .transports import redact_url
+from .transports import RedactSecrets, redact
 
 if TYPE_CHECKING:
     from .plugins import FrontFactory
     from .stt import STTProvider
     from .tts import TTSProvider
 
-__all__ = ["ASGIApp", "RedactSecrets", "lazy_front", "listen", "redact", "run", "serve"]
+__all__ = ["ASGIApp", "RedactSecrets", "lazy_front", "listen", "redact", "redact_server_logs", "run", "serve"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -34,30 +34,24 @@ ASGIApp: TypeAlias = Callable[
 ]
 
 _SERVER_EXTRA: Final = {"starlette": "starlette", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
-_WITH_QUERY: Final = re.compile(r"[^\s\"'?]*\?[^\s\"']+")  # a URL or path with a query string
 
 
-def redact(text: str) -> str:
-    """``text`` with the values of secret query parameters of every URL or path in it replaced by ``***``."""
-    return _WITH_QUERY.sub(lambda found: redact_url(found.group()), text)
-
-
-class RedactSecrets(logging.Filter):
-    """Masks secret query parameters in a log record's message and arguments."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
-        return True
+def redact_server_logs() -> None:
+    """Mask secrets in every record uvicorn logs (request lines, WebSocket handshakes), whatever handler shows it."""
+    for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(each, RedactSecrets) for each in logger.filters):
+            logger.addFilter(RedactSecrets())
 
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port); failing to bind is a TransportError."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
+        server = socket.create_server((host, port), family=family)
+        # asyncio sets TCP_NODELAY only on connections whose socket says TCP: without it, Nagle's algorithm and
+        # delayed ACKs hold back small frames written in a row (words, then `flushed`) by about 40 ms
+        return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=server.detach())
     except OSError as exc:
         raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -84,6 +78,7 @@ async def serve(
     config = uvicorn.Config(
         app, log_level=log_level, log_config=_log_config(uvicorn), lifespan="auto", ws="websockets-sansio"
     )
+    redact_server_logs()
     sock = listen(host, port)
     try:
         if on_listening is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import enum
 from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
@@ -36,10 +37,12 @@ class EventStream(abc.ABC, Generic[E]):
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.state = StreamState.NEW
-        self._queue: asyncio.Queue[E | StreamEnded | Flushed | BaseException] = asyncio.Queue()
+        self._events: collections.deque[E | StreamEnded | Flushed | BaseException] = collections.deque()
+        self._arrival: asyncio.Future[None] | None = None  # what waiting iterators wait on
         self._flush_waiters: dict[int, asyncio.Future[Flushed]] = {}
         self._last_flush_id = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], int | None] = {}  # task -> the session it belongs to (None: the stream)
+        self._session = 0  # which connection session is current; a reconnect starts a new one
         self._error: SpeechBridgeError | None = None
 
     # --- public lifecycle -------------------------------------------------------------------------------------
@@ -76,7 +79,7 @@ class EventStream(abc.ABC, Generic[E]):
             await asyncio.gather(*others, return_exceptions=True)
         self._reject_flush_waiters(StreamClosed("stream closed before the flush completed", provider=self.provider))
         if self._error is None:
-            self._queue.put_nowait(StreamClosed("stream was closed", provider=self.provider))
+            self._put(StreamClosed("stream was closed", provider=self.provider))
         await self._close()
 
     def __aiter__(self) -> AsyncIterator[E]:
@@ -85,12 +88,16 @@ class EventStream(abc.ABC, Generic[E]):
     async def _iterate(self) -> AsyncIterator[Any]:
         """Events up to ``StreamEnded``; an error (or closing) is raised to every iterator, now and later."""
         while True:
-            if self.state is StreamState.ENDED and self._queue.empty():
+            if self.state is StreamState.ENDED and not self._events:
                 return
-            item = await self._queue.get()
+            while not self._events:
+                if self._arrival is None or self._arrival.done():
+                    self._arrival = asyncio.get_running_loop().create_future()
+                await self._arrival
+            item = self._events[0]
             if isinstance(item, BaseException):
-                self._queue.put_nowait(item)
-                raise item
+                raise item  # stays first: later iterations raise it too
+            self._events.popleft()
             yield item
             if isinstance(item, StreamEnded):
                 return
@@ -119,11 +126,15 @@ class EventStream(abc.ABC, Generic[E]):
         if self.state is not StreamState.OPEN:
             raise StreamClosed(f"stream is {self.state.value}: no more input is accepted", provider=self.provider)
 
-    async def _request_flush(self) -> Flushed:
+    def _new_flush(self) -> tuple[int, asyncio.Future[Flushed]]:
+        """A fresh flush id and the future its ``Flushed`` resolves."""
         self._last_flush_id += 1
-        flush_id = self._last_flush_id
         waiter: asyncio.Future[Flushed] = asyncio.get_running_loop().create_future()
-        self._flush_waiters[flush_id] = waiter
+        self._flush_waiters[self._last_flush_id] = waiter
+        return self._last_flush_id, waiter
+
+    async def _request_flush(self) -> Flushed:
+        flush_id, waiter = self._new_flush()
         await self._send_flush(flush_id)
         return await waiter
 
@@ -138,7 +149,12 @@ class EventStream(abc.ABC, Generic[E]):
             self.state = StreamState.ENDED
             unconfirmed = StreamClosed("stream ended before the flush was confirmed", provider=self.provider)
             self._reject_flush_waiters(unconfirmed)
-        self._queue.put_nowait(event)
+        self._put(event)
+
+    def _put(self, item: E | StreamEnded | Flushed | BaseException) -> None:
+        self._events.append(item)
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
 
     def _reject_flush_waiters(self, error: SpeechBridgeError) -> None:
         for waiter in self._flush_waiters.values():
@@ -158,19 +174,32 @@ class EventStream(abc.ABC, Generic[E]):
         self._error = error
         self.state = StreamState.FAILED
         self._reject_flush_waiters(error)
-        self._queue.put_nowait(error)
+        self._put(error)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run background work for this stream; an exception in it fails the stream."""
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, session: bool = True) -> asyncio.Task[Any]:
+        """Run background work of the current session (or, with ``session=False``, of the whole stream).
+
+        An exception in it goes to :meth:`_session_failed` (or fails the stream).
+        """
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
+        self._tasks[task] = self._session if session else None
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._fail(task.exception())  # type: ignore[arg-type]
+        session = self._tasks.pop(task, None)
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        if session is None:
+            self._fail(error)
+        else:
+            self._session_failed(error, session)
+
+    def _session_failed(self, error: BaseException, session: int) -> None:
+        """The connection session ``session`` failed: fail the stream (streams that reconnect override this)."""
+        self._fail(error)
 
 
 S = TypeVar("S", bound=EventStream[Any])

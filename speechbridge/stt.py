@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 import os
-from typing import Any, ClassVar, TypeVar
+from collections import deque
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
 
 from .audio import AudioFormat, Framer, PCMAudio, StreamConverter, identify, read_file
-from .errors import AudioFormatError, UnsupportedFeature
-from .events import Flushed, STTEvent, Transcript
+from .errors import AudioFormatError, RateLimitError, SpeechBridgeError, UnsupportedFeature
+from .events import (
+    Flushed,
+    Ready,
+    Reconnected,
+    SpeechStarted,
+    StreamEnded,
+    STTEvent,
+    Transcript,
+    TurnEnded,
+    VADUpdate,
+)
 from .provider import Provider
+from .reliability import Reliability, is_retryable
 from .streams import EventStream, StreamState
 
 __all__ = ["AudioInput", "STTCapabilities", "STTProvider", "STTStream"]
 
 S = TypeVar("S")
+log = logging.getLogger("speechbridge.stt")
+_RESUMABLE_STATES: Final = (StreamState.OPEN, StreamState.ENDING)
+_Kind = Literal["audio", "flush", "end"]
 AudioInput = bytes | PCMAudio | str | os.PathLike[str]
 
 
@@ -35,12 +52,143 @@ class STTCapabilities:
     sample_rates: tuple[int, ...] = ()  # rates the vendor takes natively; others are resampled
 
 
+class _ReplayLog:
+    """The wire audio, flushes and end of a stream not yet covered by committed text, in the order they go out.
+
+    Sans-IO: positions count wire sample frames. Each session sends from its own cursor; :meth:`rewind` moves the
+    cursor back to the committed position for a new session. Audio wholly before ``committed`` is released, and so is
+    the oldest audio already sent once the log holds more than ``limit``; audio not yet sent is never released. With
+    ``keep=False`` audio is released as soon as it is sent.
+    """
+
+    def __init__(self, width: int, *, keep: bool, limit: int) -> None:
+        self.width = width
+        self.keep = keep
+        self.limit = limit
+        self.end = 0  # the position after all audio queued so far
+        self.committed = 0
+        self.end_requested = False
+        self._audio: deque[tuple[int, int, int, bytes]] = deque()  # (sequence, start, stop, frame)
+        self._next_seq = 0
+        self._cursor = 0  # sequence of the next frame the current session has not been sent
+        self._flushes: dict[int, int] = {}  # unconfirmed flush id -> its position
+        self._flush_cursor = 0  # the last flush id sent in the current session
+        self._end_sent = False
+
+    def append(self, frame: bytes) -> None:
+        stop = self.end + len(frame) // self.width
+        self._audio.append((self._next_seq, self.end, stop, frame))
+        self._next_seq += 1
+        self.end = stop
+        self._trim()
+
+    def add_flush(self, flush_id: int) -> None:
+        self._flushes[flush_id] = self.end
+
+    def next(self) -> tuple[_Kind, Any] | None:
+        """What the current session is to be sent next: ``("audio", frame)``, ``("flush", id)``, ``("end", None)``."""
+        audio = self._audio[self._cursor - self._audio[0][0]] if self._cursor < self._next_seq else None
+        position = audio[1] if audio is not None else self.end
+        for flush_id, at in self._flushes.items():
+            if flush_id > self._flush_cursor:
+                if at <= position:
+                    return "flush", flush_id
+                break
+        if audio is not None:
+            return "audio", audio[3]
+        if self.end_requested and not self._end_sent:
+            return "end", None
+        return None
+
+    def sent(self, kind: _Kind, value: Any) -> None:
+        """The item :meth:`next` gave was sent."""
+        if kind == "audio":
+            self._cursor += 1
+            if not self.keep:
+                self._audio.popleft()
+            self._trim()
+        elif kind == "flush":
+            self._flush_cursor = value
+        else:
+            self._end_sent = True
+
+    def _trim(self) -> None:
+        """Release the oldest audio already sent while the log holds more than ``limit``."""
+        if self.keep:
+            while self._audio and self.end - self._audio[0][1] > self.limit and self._audio[0][0] < self._cursor:
+                self._audio.popleft()
+
+    def commit(self, position: int) -> bool:
+        """Text is final up to ``position``; whether that is further than before."""
+        position = min(position, self.end)
+        if position <= self.committed:
+            return False
+        self.committed = position
+        while self._audio and self._audio[0][2] <= position and self._audio[0][0] < self._cursor:
+            self._audio.popleft()
+        return True
+
+    def confirm_flush(self, flush_id: int) -> bool:
+        """A flush was confirmed: what was sent before it is committed. Whether it was one of this log's."""
+        at = self._flushes.pop(flush_id, None)
+        if at is None:
+            return False
+        self.commit(at)
+        return True
+
+    def rewind(self) -> tuple[int, int, int]:
+        """Start a new session from the committed position: (where it starts, how much is replayed, how much of
+        the uncommitted audio was already released and is lost)."""
+        while self._audio and self._audio[0][2] <= self.committed:
+            self._audio.popleft()
+        first = self._audio[0][1] if self._audio else self.end
+        start = max(first, self.committed)
+        if self._audio and first < start:  # the first frame straddles the committed position: send only its rest
+            seq, _, stop, frame = self._audio[0]
+            self._audio[0] = (seq, start, stop, frame[(start - first) * self.width :])
+        self._cursor = self._audio[0][0] if self._audio else self._next_seq
+        self._flush_cursor = 0
+        self._end_sent = False
+        return start, self.end - start, max(0, first - self.committed)
+
+
+def _shifted(event: STTEvent, offset_s: float) -> STTEvent:
+    """``event`` with its times moved ``offset_s`` later."""
+    if isinstance(event, Transcript):
+        return attrs.evolve(
+            event,
+            start_s=None if event.start_s is None else event.start_s + offset_s,
+            end_s=None if event.end_s is None else event.end_s + offset_s,
+            words=tuple(
+                attrs.evolve(word, start_s=word.start_s + offset_s, end_s=word.end_s + offset_s) for word in event.words
+            ),
+        )
+    if isinstance(event, (VADUpdate, SpeechStarted)):
+        return attrs.evolve(event, time_s=event.time_s + offset_s)
+    if isinstance(event, TurnEnded) and event.time_s is not None:
+        return attrs.evolve(event, time_s=event.time_s + offset_s)
+    return event
+
+
 class STTStream(EventStream[STTEvent]):
     """A live recognition session.
 
     Send audio in the format given to ``provider.stream(format=...)``, in chunks of any size; the stream converts it
     to what the vendor takes and frames it (80 ms by default). Iterate to receive events up to ``StreamEnded``.
+
+    **Reconnects.** When the connection drops mid-stream with a retryable error (see
+    :func:`~speechbridge.reliability.is_retryable`) and the backend is ``reconnectable``, the stream opens a new
+    session after ``reliability.delay(attempt)`` and sends again the audio that no final transcript or confirmed flush
+    covers yet, then the flushes still waiting and the end if it was asked for, then the audio sent meanwhile; it
+    emits :class:`~speechbridge.events.Reconnected` first. Times of the new session's events are shifted to the
+    stream's own timeline, and ``Ready`` is emitted only once. Past ``reliability.reconnects`` attempts in a row
+    without progress (a new final transcript, a confirmed flush or the end), the stream fails with the last error.
+    Raw wire audio only: a stream sending a container (WAV, Ogg) fails on a drop, as it cannot restart mid-way.
     """
+
+    reconnectable: ClassVar[bool] = False
+    """Set by a backend whose ``_open()`` may be called again after ``_close()`` to start a fresh session, with its
+    per-session state reset (the base cancels the old session's ``_spawn``-ed tasks first)."""
 
     def __init__(
         self,
@@ -49,13 +197,28 @@ class STTStream(EventStream[STTEvent]):
         format: AudioFormat,
         wire_format: AudioFormat,
         frame_ms: float = 80.0,
+        reliability: Reliability | None = None,
     ) -> None:
         super().__init__(provider)
         self.format = format
         self.wire_format = wire_format
+        self.reliability = reliability
         self._converter = StreamConverter(format, wire_format)
         self._framer = Framer.for_format(wire_format, frame_ms) if wire_format.is_raw else Framer(4096)
-        self.wire_bytes_sent = 0
+        self.wire_bytes_sent = 0  # the caller's audio as sent on the wire, replays not counted
+        self.session_start_s = 0.0  # where the current session's audio starts in the stream's timeline
+        self._rate = wire_format.sample_rate if wire_format.is_raw else None
+        limit = None  # in wire samples; None: nothing is kept for a replay
+        if reliability is not None and self._reconnects_allowed() and self._rate is not None:
+            limit = round(reliability.replay_limit_s * self._rate)
+        width = wire_format.frame_width if wire_format.is_raw else 1
+        self._log = _ReplayLog(width, keep=limit is not None, limit=limit or 0)
+        self._io = asyncio.Lock()  # one sender at a time, so frames go out in order
+        self._live = True  # False from a drop until the new session has caught up
+        self._attempts = 0  # reconnect attempts since the last progress
+        self._drop: SpeechBridgeError | None = None
+        self._resuming: asyncio.Task[Any] | None = None
+        self._ready_seen = False
 
     async def send_audio(self, data: bytes) -> None:
         """Queue audio for recognition."""
@@ -63,7 +226,8 @@ class STTStream(EventStream[STTEvent]):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise AudioFormatError(f"send_audio takes bytes of {self.format} audio, not {type(data).__name__}")
         for frame in self._framer.push(self._converter.process(bytes(data))):
-            await self._send_frame_counted(frame)
+            self._queue_frame(frame)
+        await self._pump()
 
     async def flush(self) -> Flushed:
         """Force out text the provider is holding back; returns once the provider confirms."""
@@ -73,10 +237,13 @@ class STTStream(EventStream[STTEvent]):
         if stray:
             rest, partial_sample = rest[:-stray], rest[-stray:]
             for frame in self._framer.push(partial_sample):
-                await self._send_frame_counted(frame)
+                self._queue_frame(frame)
         if rest:
-            await self._send_frame_counted(rest)
-        return await self._request_flush()
+            self._queue_frame(rest)
+        flush_id, waiter = self._new_flush()
+        self._log.add_flush(flush_id)
+        await self._pump()
+        return await waiter
 
     async def end(self) -> None:
         """No more audio: the provider finishes, emits its last events and ``StreamEnded``.
@@ -91,7 +258,7 @@ class STTStream(EventStream[STTEvent]):
             self._fail(exc)
             raise
         for frame in self._framer.push(tail):
-            await self._send_frame_counted(frame)
+            self._queue_frame(frame)
         rest = self._framer.rest()
         stray = self._stray_bytes(rest)
         if stray:
@@ -103,8 +270,9 @@ class STTStream(EventStream[STTEvent]):
             self._fail(error)
             raise error
         if rest:
-            await self._send_frame_counted(rest)
-        await self._send_end()
+            self._queue_frame(rest)
+        self._log.end_requested = True
+        await self._pump()
 
     def _stray_bytes(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` are an incomplete wire sample."""
@@ -112,9 +280,142 @@ class STTStream(EventStream[STTEvent]):
             return 0
         return len(data) % (self.wire_format.sample_width * self.wire_format.channels)
 
-    async def _send_frame_counted(self, frame: bytes) -> None:
+    def _queue_frame(self, frame: bytes) -> None:
         self.wire_bytes_sent += len(frame)
-        await self._send_frame(frame)
+        self._log.append(frame)
+
+    async def _pump(self) -> None:
+        """Send what is queued on the live session; while it reconnects, the new session will send it."""
+        if not self._live:
+            return
+        async with self._io:
+            session = self._session
+            if not self._live:
+                return
+            try:
+                await self._send_pending(session)
+            except SpeechBridgeError as error:
+                if session != self._session:
+                    return  # the session was given up while this was sent: the next one sends it again
+                self._session_failed(error, session)
+                if self._session == session:  # no reconnect took over: the caller hears of it
+                    raise
+
+    async def _send_pending(self, session: int) -> None:
+        while session == self._session:
+            item = self._log.next()
+            if item is None:
+                return
+            kind, value = item
+            if kind == "audio":
+                await self._send_frame(value)
+            elif kind == "flush":
+                await self._send_flush(value)
+            else:
+                await self._send_end()
+            if session == self._session:
+                self._log.sent(kind, value)
+
+    # --- reconnecting ---------------------------------------------------------------------------------------------
+
+    def _reconnects_allowed(self) -> bool:
+        return self.reconnectable and self.reliability is not None and self.reliability.reconnects > 0
+
+    def _session_failed(self, error: BaseException, session: int) -> None:
+        if session != self._session:
+            return  # a session already given up
+        if not (is_retryable(error) and self._reconnects_allowed() and self.state in _RESUMABLE_STATES):
+            self._fail(error)
+            return
+        assert isinstance(error, SpeechBridgeError)
+        if self._rate is None:
+            error.add_note(
+                f"a live stream of {self.wire_format} audio cannot restart mid-way after a drop; "
+                "send raw audio (such as pcm_16000) to have drops survived"
+            )
+            self._fail(error)
+            return
+        self._session += 1
+        self._live = False
+        self._drop = error
+        if self._resuming is None:
+            self._resuming = self._spawn(self._resume(), session=False)
+
+    async def _resume(self) -> None:
+        assert self.reliability is not None and self._rate is not None
+        try:
+            while not self._live and self._error is None and self.state in _RESUMABLE_STATES:
+                await self._end_session()
+                error = self._drop
+                assert error is not None
+                self._attempts += 1
+                if self._attempts > self.reliability.reconnects:
+                    error.add_note(f"gave up after {self.reliability.reconnects} reconnect attempts in a row")
+                    self._fail(error)
+                    return
+                retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+                await asyncio.sleep(self.reliability.delay(self._attempts, retry_after=retry_after))
+                await self._reopen(self._rate)
+        finally:
+            self._resuming = None
+
+    async def _end_session(self) -> None:
+        """Stop the failed session's tasks and release its connection."""
+        current = asyncio.current_task()
+        tasks = [task for task, session in self._tasks.items() if session is not None and task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._close()
+        except Exception as error:  # the connection is gone already; closing it is a courtesy
+            log.debug("closing the dropped session of %s failed: %r", self.provider, error)
+
+    async def _reopen(self, rate: int) -> None:
+        """Open a new session and send it everything not committed; the stream is live again when it caught up."""
+        async with self._io:
+            session = self._session
+            start, replayed, lost = self._log.rewind()
+            self.session_start_s = start / rate
+            try:
+                await self._open()
+                if session == self._session:
+                    reason = str(self._drop) if self._drop is not None else None
+                    self._emit(Reconnected(self._attempts, replayed / rate, lost / rate, reason))
+                    await self._send_pending(session)
+            except SpeechBridgeError as error:
+                if session == self._session:
+                    self._session += 1
+                    if not is_retryable(error):
+                        self._fail(error)
+                    self._drop = error
+                return
+            if session == self._session:
+                self._live = True
+                log.info(
+                    "%s stream reconnected (attempt %d, %.2f s replayed, %.2f s lost) after: %s",
+                    self.provider,
+                    self._attempts,
+                    replayed / rate,
+                    lost / rate,
+                    self._drop,
+                )
+
+    def _emit(self, event: STTEvent) -> None:
+        if isinstance(event, Ready):
+            if self._ready_seen:
+                return
+            self._ready_seen = True
+        elif self.session_start_s:
+            event = _shifted(event, self.session_start_s)
+        super()._emit(event)
+        progress = isinstance(event, StreamEnded)
+        if isinstance(event, Transcript) and event.is_final and event.end_s is not None and self._rate:
+            progress = self._log.commit(round(event.end_s * self._rate))
+        elif isinstance(event, Flushed):
+            progress = self._log.confirm_flush(event.flush_id)
+        if progress:
+            self._attempts = 0
 
     @abc.abstractmethod
     async def _send_frame(self, frame: bytes) -> None:

@@ -1,15 +1,11 @@
-"""Thin transports shared by every backend: WebSocket and HTTP connections whose failures are typed errors.
+"""Thin HTTP transport shared by every backend: requests whose failures are typed errors (WebSockets:
+:mod:`speechbridge.websocket`).
 
 Vendor code stays sans-IO (its ``protocol.py``); this module only connects, reads and maps failures:
 
-- :func:`connect_websocket` opens a WebSocket (websockets' asyncio client) and turns a refused handshake into
-  :class:`~speechbridge.errors.AuthenticationError`, :class:`~speechbridge.errors.RateLimitError` (with
-  ``retry_after``) or :class:`~speechbridge.errors.ProviderError`, and an unreachable or silent host into
-  :class:`~speechbridge.errors.TransportError`.
-- :func:`closed_error` turns a :class:`websockets.exceptions.ConnectionClosed` into a typed error, through the
-  vendor's own close-code table when it has one.
 - :func:`http_client`, :func:`send_request`, :func:`stream_request`, :func:`raise_for_status` and
-  :func:`iter_ndjson` do the same for REST on httpx.
+  :func:`iter_ndjson` do it for REST on httpx; the client is a :class:`RetryingClient`, so every REST call
+  of every backend is retried as its provider's :class:`~speechbridge.reliability.Reliability` says.
 
 Keys and tokens never appear in errors or logs: URLs are shown through :func:`redact_url`, and text that came from a
 server (an error body, a close reason) passes through :func:`scrub` with the secrets of the request.
@@ -17,17 +13,18 @@ server (an error body, a close reason) passes through :func:`scrub` with the sec
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Final, TypeAlias
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Final, TypeAlias, TypeVar
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from .errors import (
     AuthenticationError,
@@ -38,35 +35,50 @@ from .errors import (
     SpeechBridgeError,
     TransportError,
 )
+from .reliability import Reliability, is_retryable
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
-    "CloseMapper",
+    "ERROR_MAPPER_EXTENSION",
+    "RETRY_AFTER_FACTOR",
     "HTTPErrorMapper",
-    "closed_error",
-    "connect_websocket",
+    "RedactSecrets",
+    "RedactedLog",
+    "RetryingClient",
     "error_from_status",
     "http_client",
     "iter_ndjson",
     "raise_for_status",
+    "redact",
     "redact_url",
     "retry_after_seconds",
     "scrub",
+    "scrub_error",
     "send_request",
     "stream_request",
+    "typed_http_error",
 ]
 
 HTTPErrorMapper: TypeAlias = Callable[[int, str], SpeechBridgeError]
 """A vendor's table from an HTTP status and body text to a typed error."""
-CloseMapper: TypeAlias = Callable[[int | None, str], SpeechBridgeError]
-"""A vendor's table from a WebSocket close code (or error-frame code) and reason to a typed error."""
+E = TypeVar("E", bound=SpeechBridgeError)
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES: Final = 4 * 1024 * 1024
 MAX_ERROR_TEXT: Final = 500
 _SECRET_PARAMS: Final = ("token", "key", "secret", "signature", "sig", "auth", "password", "credential")
-_RETRYABLE_CLOSE_CODES: Final = (1011, 1012, 1013, 1014)
+_SECRET_NAME: Final = r"[\w-]*(?:key|token|auth|secret|cookie|password|credential)[\w-]*|sec-websocket-protocol"
+_SECRET_HEADER: Final = re.compile(rf"(?im)(^|\\r\\n|[<>] )({_SECRET_NAME})(:[ \t]*)([^\r\n\\']+)")  # a header line
+_WITH_QUERY: Final = re.compile(r"[^\s\"'?]*\?[^\s\"']+")  # a URL or path with a query string
+_QUERY_STRING: Final = re.compile(r"(?<='query_string': b')[^']+")  # in an ASGI scope, as uvicorn traces it
+ERROR_MAPPER_EXTENSION: Final = "speechbridge.error_mapper"
+"""The httpx request extension holding the request's :data:`HTTPErrorMapper`."""
+RETRY_AFTER_FACTOR: Final = 4
+"""A ``Retry-After`` longer than this many times ``max_backoff_s`` is not waited for: the error goes to the caller."""
+_RETRYABLE_FAILURES: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+log = logging.getLogger("speechbridge.transports")
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -84,10 +96,63 @@ def redact_url(url: str | httpx.URL) -> str:
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` (from a server) with every secret replaced by ``***`` and cut to a readable length."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        for form in _forms(secret):
+            text = text.replace(form, "***")
     text = text.strip()
     return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
+
+
+def scrub_error(error: E, secrets: Iterable[str | None]) -> E:
+    """``error``, made of text from a server, with every secret in its message masked (servers may echo them)."""
+    error.message = scrub(error.message, secrets)
+    error.args = (error.message,)
+    return error
+
+
+def _forms(secret: str | None) -> set[str]:
+    """How a secret appears in text: as is and URL-encoded."""
+    return {secret, quote(secret, safe=""), quote_plus(secret)} if secret else set()
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret query parameters of every URL or path in it, and of credential headers
+    written as ``Name: value`` (``x-api-key: ...``, ``Authorization: ...``), replaced by ``***``."""
+    text = _QUERY_STRING.sub(lambda found: redact_url("?" + found.group())[1:], text)
+    return _SECRET_HEADER.sub(r"\1\2\3***", _WITH_QUERY.sub(lambda found: redact_url(found.group()), text))
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in a log record (:func:`redact`): in its arguments, keeping them apart for formatters that read
+    them (uvicorn's access log), or in the whole message when the template makes a secret of an argument (websockets
+    logs handshake headers as ``("> %s: %s", name, value)``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.args:
+            record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+            return True
+        if isinstance(record.args, tuple):
+            shown = (str, bytes, bytearray, httpx.URL, dict)
+            record.args = tuple(redact(str(arg)) if isinstance(arg, shown) else arg for arg in record.args)
+        try:
+            message = str(record.msg) % record.args
+        except (TypeError, ValueError, KeyError):
+            return True
+        if redact(message) != message:
+            record.msg, record.args = redact(message), ()
+        return True
+
+
+class RedactedLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose messages pass through :func:`redact`, for libraries that log on loggers of their own making
+    (picows logs each connection on a new child logger, which no filter reaches)."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            self.logger.log(level, "%s", redact(str(msg) % args if args else str(msg)), **kwargs)
+
+
+for _name in ("httpx", "websockets.client"):  # their request lines and handshakes name URLs and credential headers
+    logging.getLogger(_name).addFilter(RedactSecrets())
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -115,7 +180,7 @@ def error_from_status(status: int, body: str, *, provider: str, retry_after: flo
     return ProviderError(message, provider=provider, code=status, retryable=status >= 500 or status == 408)
 
 
-def _typed_http_error(
+def typed_http_error(
     status: int,
     body: str,
     headers: Mapping[str, str],
@@ -123,6 +188,8 @@ def _typed_http_error(
     provider: str,
     mapper: HTTPErrorMapper | None,
 ) -> SpeechBridgeError:
+    """The typed error of a refused request (or WebSocket upgrade): the vendor's table, else by status; a 429 is
+    always a :class:`RateLimitError` with the ``Retry-After`` of ``headers``."""
     retry_after = retry_after_seconds(headers.get("retry-after"))
     if status == 429 or mapper is None:
         return error_from_status(status, body, provider=provider, retry_after=retry_after)
@@ -132,81 +199,84 @@ def _typed_http_error(
     return error
 
 
-# --- WebSocket --------------------------------------------------------------------------------------------------
-
-
-async def connect_websocket(
-    url: str,
-    *,
-    provider: str,
-    headers: Mapping[str, str] | None = None,
-    open_timeout: float = 10.0,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    http_error: HTTPErrorMapper | None = None,
-    secrets: Iterable[str | None] = (),
-) -> ClientConnection:
-    """Open a WebSocket to ``url`` and return websockets' :class:`ClientConnection`.
-
-    A handshake the server refuses becomes the error ``http_error`` (the vendor's table) or :func:`error_from_status`
-    makes of its status and body (429 is always a :class:`RateLimitError` with ``Retry-After``); an unreachable host,
-    a failed handshake or ``open_timeout`` passing becomes :class:`TransportError`. ``secrets`` (the key, a token)
-    are scrubbed from any server text put into an error.
-    """
-    secrets = tuple(secrets)
-    shown = redact_url(url)
-    try:
-        return await connect(
-            url,
-            additional_headers=dict(headers or {}),
-            open_timeout=open_timeout,
-            max_size=max_message_bytes,
-            compression=None,
-        )
-    except InvalidURI:
-        raise ConfigError(
-            f"not a WebSocket URL: {shown!r} (accepted: ws://... or wss://...)", provider=provider
-        ) from None
-    except InvalidStatus as exc:
-        response = exc.response
-        body = scrub(bytes(response.body or b"").decode("utf-8", "replace"), secrets)
-        raise _typed_http_error(
-            response.status_code, body, response.headers, provider=provider, mapper=http_error
-        ) from None
-    except InvalidHandshake as exc:
-        raise TransportError(f"WebSocket handshake with {shown} failed: {exc}", provider=provider) from None
-    except TimeoutError:
-        raise TransportError(f"connecting to {shown} timed out after {open_timeout:g} s", provider=provider) from None
-    except OSError as exc:
-        raise TransportError(f"cannot connect to {shown}: {exc.strerror or exc}", provider=provider) from None
-
-
-def closed_error(
-    exc: ConnectionClosed,
-    *,
-    provider: str,
-    mapper: CloseMapper | None = None,
-    secrets: Iterable[str | None] = (),
-) -> SpeechBridgeError:
-    """The typed error for a WebSocket that closed while a request still expected answers.
-
-    No close frame, or a normal close (1000/1001), is a retryable :class:`TransportError`; other codes go through the
-    vendor's ``mapper`` (its error-frame table), else 1011-1014 are retryable :class:`ProviderError` and the rest are
-    not.
-    """
-    code = exc.rcvd.code if exc.rcvd is not None else None
-    reason = scrub(exc.rcvd.reason, secrets) if exc.rcvd is not None else ""
-    if code is None or code in (1000, 1001, 1006):
-        told = (
-            f" with code {code}" + (f" ({reason})" if reason else "") if code is not None else " without a close frame"
-        )
-        return TransportError(f"the connection closed{told} before the request finished", provider=provider)
-    message = reason or f"connection closed with code {code}"
-    if mapper is not None:
-        return mapper(code, message)
-    return ProviderError(message, provider=provider, code=code, retryable=code in _RETRYABLE_CLOSE_CODES)
-
-
 # --- HTTP -------------------------------------------------------------------------------------------------------
+
+
+class RetryingClient(httpx.AsyncClient):
+    """An httpx client that tries a request again, as its :class:`~speechbridge.reliability.Reliability` allows, when
+    the failure is worth it.
+
+    Retried: a connection that fails, drops or times out before the answer is complete (a streamed 2xx answer is
+    never retried once returned: its caller may have used part of it); a 429, after its ``Retry-After`` when given;
+    any other error answer the request's vendor table (:data:`ERROR_MAPPER_EXTENSION`, set by :func:`send_request`
+    and :func:`stream_request`) calls retryable, e.g. a 5xx. Never retried: authentication, validation and other
+    errors that would fail the same way, a body streamed from an iterator (it cannot be sent twice), and a
+    ``Retry-After`` longer than ``RETRY_AFTER_FACTOR * max_backoff_s`` (the caller gets the error, with
+    ``retry_after``). Each retry is logged at DEBUG on ``speechbridge.transports`` with the redacted URL.
+    """
+
+    def __init__(self, *, reliability: Reliability, **options: Any) -> None:
+        super().__init__(**options)
+        self.reliability = reliability
+
+    async def send(self, request: httpx.Request, *, stream: bool = False, **options: Any) -> httpx.Response:
+        replayable = await _replayable(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            response: httpx.Response | None = None
+            try:
+                response = await super().send(request, stream=True, **options)
+                wait = await self._wait_before_retry(request, response, attempt) if replayable else None
+                if wait is None:
+                    if not stream:
+                        await response.aread()
+                    return response
+                reason = f"HTTP {response.status_code}"
+                await response.aclose()
+            except _RETRYABLE_FAILURES as exc:
+                if response is not None:
+                    await response.aclose()
+                if not replayable or attempt > self.reliability.retries:
+                    raise
+                wait, reason = self.reliability.delay(attempt), type(exc).__name__
+            log.debug(
+                "retrying %s %s in %.2f s (retry %d of %d): %s",
+                request.method,
+                redact_url(request.url),
+                wait,
+                attempt,
+                self.reliability.retries,
+                reason,
+            )
+            await asyncio.sleep(wait)
+
+    async def _wait_before_retry(self, request: httpx.Request, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before trying ``request`` again after ``response``, or None to answer with it."""
+        if response.status_code < 400 or attempt > self.reliability.retries:
+            return None
+        if response.status_code != 429:
+            mapper = request.extensions.get(ERROR_MAPPER_EXTENSION, _generic_error)
+            body = (await response.aread()).decode("utf-8", "replace")
+            if not is_retryable(mapper(response.status_code, body)):
+                return None
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        if retry_after is not None and retry_after > RETRY_AFTER_FACTOR * self.reliability.max_backoff_s:
+            return None
+        return self.reliability.delay(attempt, retry_after=retry_after)
+
+
+async def _replayable(request: httpx.Request) -> bool:
+    """Whether ``request`` can be sent again: a body of known length is read into memory once (a no-op for bytes,
+    JSON and forms); one streamed from an iterator (chunked) cannot be."""
+    if "transfer-encoding" in request.headers:
+        return False
+    await request.aread()
+    return True
+
+
+def _generic_error(status: int, body: str) -> SpeechBridgeError:
+    return error_from_status(status, body, provider="http")
 
 
 def http_client(
@@ -214,11 +284,17 @@ def http_client(
     timeout_s: float,
     headers: Mapping[str, str] | None = None,
     read_timeout_s: float | None = None,
-) -> httpx.AsyncClient:
-    """An httpx client: ``timeout_s`` to connect, write and wait for the pool, ``read_timeout_s`` (default the same)
-    between two reads of an answer."""
+    reliability: Reliability | None = None,
+) -> RetryingClient:
+    """An httpx client (a :class:`RetryingClient`): ``timeout_s`` to connect, write and wait for the pool,
+    ``read_timeout_s`` (default the same) between two reads of an answer, and each attempt retried as ``reliability``
+    says (default: ``Reliability()``; ``Reliability(retries=0)`` never retries)."""
     timeout = httpx.Timeout(timeout_s, read=read_timeout_s if read_timeout_s is not None else timeout_s)
-    return httpx.AsyncClient(timeout=timeout, headers=dict(headers or {}))
+    return RetryingClient(
+        reliability=reliability if reliability is not None else Reliability(),
+        timeout=timeout,
+        headers=dict(headers or {}),
+    )
 
 
 async def raise_for_status(
@@ -236,7 +312,7 @@ async def raise_for_status(
     except httpx.HTTPError:
         raw = b""
     body = scrub(raw.decode("utf-8", "replace"), secrets)
-    raise _typed_http_error(response.status_code, body, response.headers, provider=provider, mapper=mapper)
+    raise typed_http_error(response.status_code, body, response.headers, provider=provider, mapper=mapper)
 
 
 @contextlib.asynccontextmanager
@@ -265,7 +341,7 @@ async def send_request(
     """Send a request and return its (2xx, fully read) response; failures raise typed errors."""
     secrets = tuple(secrets)
     async with _http_errors(method, url, provider):
-        response = await client.request(method, url, **kwargs)
+        response = await client.request(method, url, **_with_mapper(kwargs, mapper))
     await raise_for_status(response, provider=provider, mapper=mapper, secrets=secrets)
     return response
 
@@ -286,9 +362,19 @@ async def stream_request(
     Failures, including those while the body is read inside the ``async with``, raise typed errors.
     """
     secrets = tuple(secrets)
-    async with _http_errors(method, url, provider), client.stream(method, url, **kwargs) as response:
+    async with (
+        _http_errors(method, url, provider),
+        client.stream(method, url, **_with_mapper(kwargs, mapper)) as response,
+    ):
         await raise_for_status(response, provider=provider, mapper=mapper, secrets=secrets)
         yield response
+
+
+def _with_mapper(kwargs: dict[str, Any], mapper: HTTPErrorMapper | None) -> dict[str, Any]:
+    """Request ``kwargs`` carrying the vendor's error table, so a :class:`RetryingClient` knows what is retryable."""
+    if mapper is None:
+        return kwargs
+    return {**kwargs, "extensions": {**kwargs.get("extensions", {}), ERROR_MAPPER_EXTENSION: mapper}}
 
 
 async def iter_ndjson(
@@ -302,18 +388,19 @@ async def iter_ndjson(
     Blank lines are skipped; a line that is not a JSON object, or longer than ``max_line_bytes``, raises
     :class:`ProtocolError`. The last line needs no newline.
     """
-    buffer = bytearray()
+    line = bytearray()  # the line not yet ended; only new bytes are searched, so a line cut fine costs no more
     async for chunk in response.aiter_bytes():
-        buffer += chunk
-        *lines, rest = buffer.split(b"\n")
-        for line in lines:
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            line += piece
             message = _ndjson_line(bytes(line), provider, max_line_bytes)
+            line.clear()
             if message is not None:
                 yield message
-        if len(rest) > max_line_bytes:
+        line += rest
+        if len(line) > max_line_bytes:
             raise ProtocolError(f"an NDJSON line is longer than {max_line_bytes} bytes", provider=provider)
-        buffer = bytearray(rest)
-    message = _ndjson_line(bytes(buffer), provider, max_line_bytes)
+    message = _ndjson_line(bytes(line), provider, max_line_bytes)
     if message is not None:
         yield message
 
@@ -325,7 +412,7 @@ def _ndjson_line(line: bytes, provider: str, max_line_bytes: int) -> dict[str, A
         return None
     try:
         message = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError(f"not a JSON line: {line[:80]!r}", provider=provider) from None
     if not isinstance(message, dict):
         raise ProtocolError(f"an NDJSON line is not a JSON object: {line[:80]!r}", provider=provider)

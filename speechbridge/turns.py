@@ -111,6 +111,8 @@ class SemanticTurnDetector:
         self._quiet_until: float | None = None
         self._run_start: float | None = None  # time of the first step of the current inactive run
         self._run_steps = 0
+        self._horizons: list[float] = []  # the horizons of the last step, and the index of the one used
+        self._chosen = 0
 
     def update(
         self, time_s: float, inactivity: Sequence[tuple[float, float]], *, has_pending_text: bool
@@ -125,7 +127,7 @@ class SemanticTurnDetector:
         self.time_s = time_s
         if self._quiet_until is not None and time_s <= self._quiet_until + 1e-9:
             return None
-        probability = min(inactivity, key=lambda pair: abs(pair[0] - self.horizon_s))[1]
+        probability = inactivity[self._horizon_index(inactivity)][1]
         if not has_pending_text or probability < self.threshold:
             self._run_start, self._run_steps = None, 0
             return None
@@ -137,6 +139,14 @@ class SemanticTurnDetector:
         signal = TurnSignal("turn_ended", self._run_start)
         self.flush_sent()
         return signal
+
+    def _horizon_index(self, inactivity: Sequence[tuple[float, float]]) -> int:
+        """Which pair has the horizon nearest ``horizon_s`` (worked out again only when the horizons change)."""
+        horizons = [pair[0] for pair in inactivity]
+        if horizons != self._horizons:
+            self._horizons = horizons
+            self._chosen = min(range(len(horizons)), key=lambda index: abs(horizons[index] - self.horizon_s))
+        return self._chosen
 
     def flush_sent(self) -> None:
         """A flush went out after the latest step: ignore the next ``cooldown_s`` of steps."""

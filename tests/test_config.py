@@ -160,7 +160,7 @@ def test_shared_provider_options_go_to_the_kinds_that_accept_them(config: Config
             "[providers.keyed]\nspeed = 1.5\n",
             {"provider": "keyed"},
             r"unknown option 'speed' in \[providers\.keyed\]",
-            ("api_key_env", "language", "region"),
+            ("api_key_env", "language", "region", "reliability"),
         ),
     ],
 )
@@ -204,7 +204,7 @@ def test_unknown_profile_lists_the_profiles(config: Config):
     ("text", "message"),
     [
         ("[sst]\n", r"unknown key 'sst' in the top level .*\(allowed: stt, tts, providers, profiles, pricing\)"),
-        ("[profiles.a]\nvad = {}\n", r"unknown key 'vad' in \[profiles\.a\].*\(allowed: stt, tts\)"),
+        ("[profiles.a]\nvad = {}\n", r"unknown key 'vad' in \[profiles\.a\].*\(allowed: stt, tts, reliability\)"),
         ("[profiles.a]\n", r"\[profiles\.a\].* is empty"),
         ('stt = "code"\n', r"\[stt\].* must be a table, not str 'code'"),
         ("[stt]\nprovider = 3\n", r"provider in \[stt\].* must be a provider name, not 3"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from ..errors import MissingDependency
@@ -12,6 +13,9 @@ __all__ = ["numpy", "soundfile", "soxr"]
 
 def _extra(module: str) -> Any:
     """Import a module of the ``audio`` extra, or say how to install it."""
+    loaded = sys.modules.get(module)  # a dict look-up: conversions call this for every chunk of a live stream
+    if loaded is not None:
+        return loaded
     try:
         return importlib.import_module(module)
     except (ImportError, OSError):  # soundfile raises OSError when libsndfile itself is missing

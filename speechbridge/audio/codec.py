@@ -10,14 +10,22 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import AudioFormatError
 from ._extras import numpy, soundfile
 from .containers import MP3_SLACK, check_ogg, check_wav, mp3_samples, sniff
-from .formats import ACCEPTED_AUDIO, ACCEPTED_SPELLINGS, CONTAINER_NAMES, AudioFormat, PCMAudio
+from .formats import (
+    ACCEPTED_AUDIO,
+    ACCEPTED_SPELLINGS,
+    CONTAINER_NAMES,
+    MAX_CHANNELS,
+    AudioFormat,
+    PCMAudio,
+    check_sample_rate,
+)
 from .g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from .resampling import resample
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["decode", "decode_raw", "encode", "encode_raw", "identify", "read_file", "wav_header"]
+__all__ = ["MAX_DECODED_BYTES", "decode", "decode_raw", "encode", "encode_raw", "identify", "read_file", "wav_header"]
 
 _SOUNDFILE_CONTAINER: Final = {
     "flac": ("FLAC", "PCM_16"),
@@ -29,7 +37,10 @@ _CONTAINER_RATES: Final = {
     "mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
 }
 _INT16_SUBTYPES: Final = ("PCM_16", "PCM_U8", "PCM_S8", "ULAW", "ALAW")
-_READ_BLOCK_FRAMES: Final = 1 << 16
+_READ_BLOCK_SAMPLES: Final = 1 << 16
+MAX_DECODED_BYTES: Final = 1 << 30
+"""The most 16-bit PCM one container may decode to (9 h 19 min at 16 kHz, 3 h 6 min at 48 kHz): a small compressed
+file (hours of FLAC silence take kilobytes) or a lying header cannot make decoding exhaust memory."""
 _UNKNOWN_LENGTH: Final = 1 << 62  # libsndfile reports 2**63 - 1 frames for a stream that does not say its length
 
 
@@ -45,7 +56,7 @@ def _to_pcm16(samples: np.ndarray) -> bytes:
             raise AudioFormatError(
                 "float audio holds NaN or infinite samples (accepted: finite values, full scale 1.0)"
             )
-        samples = samples * 32768.0
+        samples = np.clip(samples, -1.0, 1.0) * 32768.0
     if samples.ndim == 2:
         samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if samples.dtype.kind == "f":
@@ -53,16 +64,26 @@ def _to_pcm16(samples: np.ndarray) -> bytes:
     return bytes(samples.astype("<i2").tobytes())
 
 
-def _read_frames(source: Any) -> np.ndarray:
-    """Every frame of an open SoundFile, read in blocks (a corrupt header cannot make it allocate gigabytes)."""
-    np = numpy()
+def _too_long(name: str, what: str) -> AudioFormatError:
+    return AudioFormatError(
+        f"{name} audio {what}, more than the limit of {MAX_DECODED_BYTES} bytes of decoded 16-bit PCM "
+        f"({MAX_DECODED_BYTES // 2 // 16000} s at 16 kHz): split it, or decode it in pieces"
+    )
+
+
+def _read_pcm16(source: Any, name: str) -> bytes:
+    """Every frame of an open SoundFile as 16-bit mono, converted block by block: memory stays within the decoded
+    size, and that within :data:`MAX_DECODED_BYTES`, whatever the header claims and however well the file packs."""
+    if not 1 <= source.channels <= MAX_CHANNELS:
+        raise AudioFormatError(f"{name} audio has {source.channels} channels (accepted: 1 to {MAX_CHANNELS})")
     dtype = "int16" if source.subtype in _INT16_SUBTYPES else "float32"
-    blocks = []
-    while len(block := source.read(_READ_BLOCK_FRAMES, dtype=dtype, always_2d=True)):
-        blocks.append(block)
-    if not blocks:
-        return np.zeros((0, source.channels), dtype=dtype)  # type: ignore[no-any-return]
-    return np.concatenate(blocks)  # type: ignore[no-any-return]
+    block_frames = max(1, _READ_BLOCK_SAMPLES // source.channels)
+    pcm = bytearray()
+    while len(block := source.read(block_frames, dtype=dtype, always_2d=True)):
+        pcm += _to_pcm16(block)
+        if len(pcm) > MAX_DECODED_BYTES:
+            raise _too_long(name, "decodes to more samples than it may")
+    return bytes(pcm)
 
 
 def _decode_container(data: bytes, fmt: AudioFormat) -> PCMAudio:
@@ -81,23 +102,29 @@ def _decode_container(data: bytes, fmt: AudioFormat) -> PCMAudio:
                     f"accepted: complete files ({ACCEPTED_AUDIO})"
                 )
             rate, claimed = source.samplerate, source.frames
-            samples = _read_frames(source)
+            if 2 * claimed > MAX_DECODED_BYTES:
+                raise _too_long(name, f"says it holds {claimed} samples")
+            pcm = _read_pcm16(source, name)
     except (RuntimeError, TypeError, ValueError, sf.SoundFileError) as exc:
         raise AudioFormatError(
             f"cannot decode {name} audio, it is truncated, corrupt or not audio ({_libsndfile_message(exc)}); "
             f"accepted: {ACCEPTED_AUDIO}"
         ) from None
-    if len(samples) == 0:
+    decoded = len(pcm) // 2
+    if decoded == 0:
         raise AudioFormatError(f"{name} audio holds no samples")
     slack = MP3_SLACK if name == "MP3" else 0
-    if len(samples) + slack < claimed:
-        raise AudioFormatError(f"{name} audio is truncated: it says {claimed} samples but holds {len(samples)}")
-    if name == "MP3" and len(samples) + slack < (present := mp3_samples(data)):
+    if decoded + slack < claimed:
+        raise AudioFormatError(f"{name} audio is truncated: it says {claimed} samples but holds {decoded}")
+    if name == "MP3" and decoded + slack < (present := mp3_samples(data)):
         raise AudioFormatError(
-            f"MP3 audio holds {present} samples but only {len(samples)} can be decoded: it is variable-bitrate "
+            f"MP3 audio holds {present} samples but only {decoded} can be decoded: it is variable-bitrate "
             "without a Xing/Info header or it is corrupt (accepted: MP3 with a Xing/Info header, or constant bitrate)"
         )
-    return PCMAudio(_to_pcm16(samples), rate)
+    try:
+        return PCMAudio(pcm, rate)
+    except AudioFormatError as error:
+        raise AudioFormatError(f"{name} audio: {error.message}") from None
 
 
 def decode_raw(data: bytes, fmt: AudioFormat) -> PCMAudio:
@@ -151,6 +178,12 @@ def read_file(path: str | os.PathLike[str], format: AudioFormat | str | None = N
 
 def wav_header(sample_rate: int, data_bytes: int | None = None, *, sample_width: int = 2, channels: int = 1) -> bytes:
     """A 44-byte PCM WAV header; without ``data_bytes`` the sizes say "unknown length" as streaming servers do."""
+    check_sample_rate(sample_rate)
+    if sample_width not in (1, 2, 3, 4) or not 1 <= channels <= MAX_CHANNELS:
+        raise AudioFormatError(
+            f"a PCM WAV header takes 1 to 4 bytes a sample and 1 to {MAX_CHANNELS} channels, "
+            f"not {sample_width} and {channels}"
+        )
     if data_bytes is not None and not 0 <= data_bytes <= 0xFFFFFFFF - 36:
         raise AudioFormatError(f"a WAV data chunk holds 0 to {0xFFFFFFFF - 36} bytes, not {data_bytes}")
     size = 0xFFFFFFFF if data_bytes is None else data_bytes

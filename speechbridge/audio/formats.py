@@ -9,7 +9,16 @@ import attrs
 
 from ..errors import AudioFormatError
 
-__all__ = ["ACCEPTED_AUDIO", "RAW_ENCODINGS", "AudioFormat", "Encoding", "PCMAudio", "check_sample_rate", "duration_of"]
+__all__ = [
+    "ACCEPTED_AUDIO",
+    "RAW_ENCODINGS",
+    "AudioFormat",
+    "Encoding",
+    "PCMAudio",
+    "check_sample_rate",
+    "duration_of",
+    "shown",
+]
 
 Encoding: TypeAlias = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw", "wav", "flac", "ogg_opus", "mp3"]
 
@@ -46,15 +55,26 @@ ACCEPTED_AUDIO: Final = (
     "WAV (8/16/24/32-bit PCM, float, mu-law, A-law), FLAC, Ogg/Opus, MP3, "
     "or raw pcm_s16le/pcm_f32le/mulaw/alaw with its format given"
 )
-_FORMAT_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)(?:_(?P<rate>\d+))?(?:x(?P<channels>\d+))?$")
+_FORMAT_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)(?:_(?P<rate>\d{1,9}))?(?:x(?P<channels>\d{1,9}))?$")
 CONTAINER_NAMES: Final = {"wav": "WAV", "flac": "FLAC", "ogg_opus": "Ogg", "mp3": "MP3"}
 MAX_SAMPLE_RATE: Final = 384_000
 MAX_CHANNELS: Final = 32
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, for an error message about a value that came from outside."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than Python will print
+        text = f"<a {type(value).__name__} too long to show>"
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def check_sample_rate(value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1000 <= value <= MAX_SAMPLE_RATE:
-        raise AudioFormatError(f"sample rate {value!r} is not accepted (accepted: whole Hz, 1000 to {MAX_SAMPLE_RATE})")
+        raise AudioFormatError(
+            f"sample rate {shown(value)} is not accepted (accepted: whole Hz, 1000 to {MAX_SAMPLE_RATE})"
+        )
 
 
 def _check_optional_rate(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -64,7 +84,7 @@ def _check_optional_rate(instance: object, attribute: attrs.Attribute[int | None
 
 def _check_channels(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHANNELS:
-        raise AudioFormatError(f"channel count {value!r} is not accepted (accepted: 1 to {MAX_CHANNELS})")
+        raise AudioFormatError(f"channel count {shown(value)} is not accepted (accepted: 1 to {MAX_CHANNELS})")
 
 
 @attrs.frozen
@@ -84,7 +104,7 @@ class AudioFormat:
     def _check_encoding(self, attribute: attrs.Attribute[str], value: str) -> None:
         if value not in RAW_ENCODINGS + CONTAINER_ENCODINGS:
             raise AudioFormatError(
-                f"unknown encoding {value!r} (accepted: {', '.join(RAW_ENCODINGS + CONTAINER_ENCODINGS)})"
+                f"unknown encoding {shown(value)} (accepted: {', '.join(RAW_ENCODINGS + CONTAINER_ENCODINGS)})"
             )
         if value in RAW_ENCODINGS and self.sample_rate is None:
             raise AudioFormatError(f"raw {value} audio needs a sample rate, e.g. {value}_16000")
@@ -104,7 +124,7 @@ class AudioFormat:
         match = _FORMAT_RE.match(spec.strip().lower())
         name = match and _SPELLINGS.get(match["name"])
         if not match or not name:
-            raise AudioFormatError(f"unknown audio format {spec!r} (accepted: {ACCEPTED_SPELLINGS})")
+            raise AudioFormatError(f"unknown audio format {shown(spec)} (accepted: {ACCEPTED_SPELLINGS})")
         rate = int(match["rate"]) if match["rate"] else None
         return cls(name, rate, int(match["channels"] or 1))  # type: ignore[arg-type]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
+from ..errors import AudioFormatError
 from ._extras import numpy
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def _alaw_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _g711_encode(pcm16: bytes, table: np.ndarray) -> bytes:
+    if len(pcm16) % 2:
+        raise AudioFormatError(f"16-bit PCM must have an even number of bytes, not {len(pcm16)}")
     np = numpy()
     samples = np.frombuffer(pcm16, dtype="<i2").astype(np.int32) + 32768
     return bytes(table[samples].tobytes())

@@ -83,6 +83,8 @@ class Framer:
     def push(self, data: bytes) -> list[bytes]:
         """Add data and return every frame now complete."""
         buffer = self._buffer
+        if not buffer and len(data) == self.frame_bytes:
+            return [data]  # a caller already sending whole frames: no copy
         buffer += data
         size = self.frame_bytes
         whole = len(buffer) - len(buffer) % size

@@ -4,6 +4,7 @@
 - :func:`scripted_registry`: the installed backends plus the scripted ones.
 - ``speechbridge.testing.pytest_plugin`` (loaded automatically): fixtures ``scripted_stt``, ``scripted_tts``,
   ``speech_sample`` and ``speech_registry``.
+- :class:`ChaosProxy`: a TCP proxy in front of any server that cuts or stalls connections (network faults).
 - :class:`LiveServer`: runs an ASGI app (such as a provider's wire-compatible front) on a local port in the test's loop;
   :class:`ThreadedServer` runs one on its own loop in a thread, for synchronous clients.
 - ``speechbridge.testing.contract``: ``STTContract`` / ``TTSContract``, the suite every backend passes.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+from .chaos import ChaosProxy
 from .plugin import scripted_registry
 from .samples import DEFAULT_TEXT, SpeechSample, make_speech_sample, word_overlap, words_of
 from .scripted import ScriptedSTT, ScriptedTTS
@@ -19,6 +21,7 @@ from .servers import LiveServer, ThreadedServer
 
 __all__ = [
     "DEFAULT_TEXT",
+    "ChaosProxy",
     "LiveServer",
     "ScriptedSTT",
     "ScriptedTTS",

@@ -2,10 +2,13 @@
 
 :class:`ScriptedSTT` hears the words of its script: it measures the level of every 80 ms of audio, and each
 ``ms_per_word`` of voiced audio uncovers the next word of the script. Words are interim until a flush, the end of the
-stream or a stretch of silence (which also ends the turn) makes them final. Silence uncovers nothing.
+stream or a stretch of silence (which also ends the turn) makes them final. Silence uncovers nothing. Given a
+``vocabulary`` instead, it hears words from the audio itself: each tone :class:`ToneSpeaker` speaks is named by its
+pitch, so what it hears depends on the audio only, not on how much came before (a reconnecting stream's replay is
+heard the same).
 
-:class:`ScriptedTTS` speaks each whitespace-separated word as a tone whose length follows the word's length, with
-silent gaps between words and exact word timings.
+:class:`ScriptedTTS` speaks each whitespace-separated word as a tone whose length follows the word's length and
+whose pitch follows its letters (:func:`tone_frequency`), with silent gaps between words and exact word timings.
 
 Both run with the core dependencies alone when no resampling or G.711 conversion is asked for. They are not in the
 default registry: use :func:`speechbridge.testing.scripted_registry` or the pytest fixtures.
@@ -18,7 +21,7 @@ import operator
 import re
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -49,6 +52,8 @@ __all__ = [
     "ScriptedTTSSettings",
     "ToneSpeaker",
     "level_dbfs",
+    "speak_phrases",
+    "tone_frequency",
 ]
 
 ANALYSIS_FRAME_S: Final = 0.08
@@ -60,6 +65,19 @@ OPUS_RATES: Final = (8000, 12000, 16000, 24000, 48000)
 WAVEFORMS: Final = {"sine": "sine tones", "square": "square-wave tones"}
 TONE_AMPLITUDE: Final = 0.3 * 32767
 TONE_RAMP_S: Final = 0.005
+TONE_BASE_HZ: Final = 180
+TONE_STEP_HZ: Final = 25
+TONE_PITCHES: Final = 16
+TONE_GAP_S: Final = 0.03  # this much silence ends a tone
+MIN_TONE_S: Final = 0.02  # shorter tones are clicks, not words
+# indexed by the high byte of a 16-bit little-endian sample: "0" if the sample is within 256 of zero; "-" if negative
+_ACTIVITY: Final = bytes(ord("0") if high in (0x00, 0xFF) else ord("1") for high in range(256))
+_SIGNS: Final = b"+" * 128 + b"-" * 128
+
+
+def tone_frequency(word: str) -> float:
+    """The pitch :class:`ToneSpeaker` speaks ``word`` at: one of 16 steps of 25 Hz from 180 Hz, by its letters."""
+    return float(TONE_BASE_HZ + (sum(map(ord, word)) % TONE_PITCHES) * TONE_STEP_HZ)
 
 
 def _samples(pcm16: bytes) -> array[int]:
@@ -111,7 +129,7 @@ def _is_text_or_none(instance: object, attribute: attrs.Attribute[Any], value: o
 
 @attrs.frozen
 class ScriptedSTTSettings:
-    """Options of :class:`ScriptedSTT`."""
+    """Options of :class:`ScriptedSTT`: a ``script`` heard in order, or a ``vocabulary`` heard by pitch."""
 
     script: tuple[str, ...] = attrs.field(default=(), converter=_script_words)
     ms_per_word: float = attrs.field(default=300.0, validator=between(10, 10_000))
@@ -120,6 +138,20 @@ class ScriptedSTTSettings:
     turn_silence_ms: float = attrs.field(default=500.0, validator=between(80, 60_000))
     interim_results: bool = attrs.field(default=True, validator=_is_bool)
     language: str | None = attrs.field(default=None, validator=_is_text_or_none)
+    vocabulary: tuple[str, ...] = attrs.field(default=(), converter=_script_words)
+
+    @vocabulary.validator
+    def _check_vocabulary(self, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+        if value and self.script:
+            raise ConfigError("give a script (words heard in order) or a vocabulary (words heard by pitch), not both")
+        pitches: dict[float, str] = {}
+        for word in value:
+            other = pitches.setdefault(tone_frequency(word), word)
+            if other != word:
+                raise ConfigError(
+                    f"vocabulary words {other!r} and {word!r} are spoken at the same pitch "
+                    f"({tone_frequency(word):g} Hz), so they cannot be told apart: keep one of them"
+                )
 
 
 class ScriptedRecognizer:
@@ -141,6 +173,10 @@ class ScriptedRecognizer:
         self._in_speech = False
         self._silence_s = 0.0
         self.voiced_samples = 0
+        self._words_by_pitch = {tone_frequency(word): word for word in settings.vocabulary}
+        self._tone: bytearray | None = None  # the samples of the tone being heard (vocabulary mode)
+        self._tone_start = 0  # ... and the sample it started at
+        self._gap_samples = round(TONE_GAP_S * self.rate)
 
     def feed(self, pcm16: bytes) -> list[STTEvent]:
         """Take audio (whole samples); return the events of every complete 80 ms analysis frame."""
@@ -166,14 +202,17 @@ class ScriptedRecognizer:
         level = level_dbfs(frame)
         voiced = level >= self.settings.vad_threshold_db
         events: list[STTEvent] = []
+        if voiced and not self._in_speech:
+            self._in_speech = True
+            events.append(SpeechStarted(start))
+        if self._words_by_pitch:
+            events += self._listen(frame, self._samples_seen - count)
         if voiced:
-            if not self._in_speech:
-                self._in_speech = True
-                events.append(SpeechStarted(start))
             self._silence_s = 0.0
             self.voiced_samples += count
             self._last_voiced_end = end
-            events += self._hear(count, start, end)
+            if not self._words_by_pitch:
+                events += self._hear(count, start, end)
         else:
             self._silence_s += count / self.rate
         speech_prob = 1 / (1 + math.exp(-(level - self.settings.vad_threshold_db) / 2))
@@ -204,12 +243,56 @@ class ScriptedRecognizer:
             return []
         return [self._transcript(is_final=False)]
 
+    def _listen(self, frame: bytes, first_sample: int) -> list[STTEvent]:
+        """Vocabulary mode: cut the audio into tones at gaps of silence, and name each tone by its pitch."""
+        if self._tone is None:
+            onset = frame[1::2].translate(_ACTIVITY).find(b"1")
+            if onset < 0:
+                return []
+            self._tone, self._tone_start = bytearray(frame[2 * onset :]), first_sample + onset
+        else:
+            self._tone += frame
+        heard = False
+        while self._tone is not None:
+            activity = self._tone[1::2].translate(_ACTIVITY)
+            gap = activity.find(b"0" * self._gap_samples)
+            if gap < 0:
+                break
+            heard |= self._name_tone(bytes(self._tone[: 2 * gap]))
+            onset = activity.find(b"1", gap)
+            if onset < 0:
+                self._tone = None
+            else:
+                self._tone, self._tone_start = self._tone[2 * onset :], self._tone_start + onset
+        if not (heard and self.settings.interim_results):
+            return []
+        return [self._transcript(is_final=False)]
+
+    def _name_tone(self, tone: bytes) -> bool:
+        """Add the vocabulary word spoken as ``tone`` (starting at ``_tone_start``); whether there was one."""
+        signs = tone[1::2].translate(_SIGNS)
+        rises = signs.count(b"-+")
+        if len(tone) // 2 < MIN_TONE_S * self.rate or rises < 2:
+            return False
+        span = signs.rfind(b"-+") - signs.find(b"-+")
+        frequency = (rises - 1) * self.rate / span
+        pitch = min(self._words_by_pitch, key=lambda candidate: abs(candidate - frequency))
+        if abs(pitch - frequency) > TONE_STEP_HZ / 2:
+            return False
+        start = self._tone_start / self.rate
+        self._pending.append(Word(self._words_by_pitch[pitch], start, start + len(tone) / 2 / self.rate))
+        return True
+
     def _take_word(self, end: float) -> None:
         assert self._word_start is not None
         self._pending.append(Word(self.settings.script[self._next_word], self._word_start, end))
         self._next_word += 1
 
     def _finalize(self) -> list[STTEvent]:
+        if self._tone is not None:  # a tone cut short by a flush or the end of the audio
+            last = self._tone[1::2].translate(_ACTIVITY).rfind(b"1")
+            self._name_tone(bytes(self._tone[: 2 * (last + 1)]))
+            self._tone = None
         half_heard = self._credit >= self._word_samples / 2
         if self._word_start is not None and half_heard and self._next_word < len(self.settings.script):
             self._take_word(max(self._last_voiced_end, self._word_start))
@@ -344,7 +427,7 @@ class ToneSpeaker:
         start = self.samples_out + gap
         self.samples_out = start + length
         timing = WordTiming(word, start / self.rate, self.samples_out / self.rate)
-        return bytes(2 * gap) + self._tone(length, 180 + (sum(map(ord, word)) % 16) * 25), timing
+        return bytes(2 * gap) + self._tone(length, tone_frequency(word)), timing
 
     def _tone(self, length: int, frequency: float) -> bytes:
         step = 2 * math.pi * frequency / self.rate
@@ -358,6 +441,20 @@ class ToneSpeaker:
             envelope = min(1.0, (i + 1) / ramp, (length - i) / ramp)
             samples[i] = round(TONE_AMPLITUDE * envelope * wave)
         return _pcm16(samples)
+
+
+def speak_phrases(
+    phrases: Iterable[Sequence[str]], *, pause_s: float, settings: ScriptedTTSSettings | None = None
+) -> tuple[PCMAudio, tuple[float, ...]]:
+    """``phrases`` (each a list of words) spoken by a :class:`ToneSpeaker`, each followed by ``pause_s`` of silence;
+    the audio and the time each pause ends. Heard back word for word by ``ScriptedSTT(vocabulary=...)``."""
+    settings = settings or ScriptedTTSSettings()
+    audio, ends = bytearray(), []
+    for phrase in phrases:
+        speaker = ToneSpeaker(settings)  # each phrase starts at once, without the gap between words
+        audio += b"".join(speaker.speak(word)[0] for word in phrase) + bytes(2 * round(pause_s * settings.sample_rate))
+        ends.append(len(audio) / 2 / settings.sample_rate)
+    return PCMAudio(bytes(audio), settings.sample_rate), tuple(ends)
 
 
 class ScriptedTTSStream(TTSStream):

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from ..errors import MissingDependency, TransportError
+from ..serving import redact_server_logs
 
 __all__ = ["LiveServer", "ThreadedServer"]
 
@@ -78,6 +79,7 @@ class LiveServer:
             lifespan="auto",
             timeout_graceful_shutdown=self.shutdown_timeout,
         )
+        redact_server_logs()
         self._server = uvicorn.Server(config)
         self._server.capture_signals = contextlib.nullcontext  # leave the process's signal handlers alone
         self._task = asyncio.create_task(self._serve(), name=f"LiveServer {self.host}")

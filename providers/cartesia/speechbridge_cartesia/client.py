@@ -8,20 +8,20 @@ from urllib.parse import urlencode
 
 import attrs
 import httpx
-from websockets.asyncio.client import ClientConnection
 
 from speechbridge.errors import ConfigError, SpeechBridgeError
 from speechbridge.provider import Provider, Secret
-from speechbridge.transports import closed_error, connect_websocket, http_client
+from speechbridge.transports import http_client
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .protocol import PROVIDER, error_from_rest
 
 __all__ = ["CartesiaClient", "Credentials", "ended_error"]
 
 
-def ended_error(socket: ClientConnection, secrets: tuple[str, ...] = ()) -> SpeechBridgeError:
+def ended_error(socket: WebSocket, secrets: tuple[str, ...] = ()) -> SpeechBridgeError:
     """The typed error for a socket that closed (without an exception) while answers were still expected."""
-    return closed_error(socket.protocol.close_exc, provider=PROVIDER, secrets=secrets)
+    return closed_error(socket.closed or WebSocketClosed(None), provider=PROVIDER, secrets=secrets)
 
 
 @attrs.frozen
@@ -79,11 +79,10 @@ class CartesiaClient(Provider[Any]):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = http_client(timeout_s=self.settings.timeout_s)
+            self._http = http_client(timeout_s=self.settings.timeout_s, reliability=self.reliability)
         return self._http
 
-    @staticmethod
-    async def _connect(url: str, query: Mapping[str, str], credentials: Credentials, settings: Any) -> ClientConnection:
+    async def _connect(self, url: str, query: Mapping[str, str], credentials: Credentials, settings: Any) -> WebSocket:
         """A socket to ``url``; a refused handshake is the typed error of its status."""
         full_url, headers = credentials.websocket(url, query, settings.version)
         return await connect_websocket(
@@ -91,6 +90,7 @@ class CartesiaClient(Provider[Any]):
             provider=PROVIDER,
             headers=headers,
             open_timeout=settings.timeout_s,
+            dead_peer_timeout_s=self.reliability.dead_peer_timeout_s,
             http_error=error_from_rest,
             secrets=credentials.secrets,
         )

@@ -12,11 +12,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+import attrs
 
 from speechbridge.errors import SpeechBridgeError
-from speechbridge.transports import closed_error
+from speechbridge.transports import scrub
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error
 
 from .client import ended_error
 from .protocol import PROVIDER, ErrorOut, ServerMessage, parse_server_message
@@ -29,7 +29,7 @@ ContextHandler = Callable[[ServerMessage | SpeechBridgeError], None]
 class TTSConnection:
     """One open ``/tts/websocket``; :meth:`add` a handler per context, :meth:`send` its requests."""
 
-    def __init__(self, socket: ClientConnection, secrets: tuple[str, ...]) -> None:
+    def __init__(self, socket: WebSocket, secrets: tuple[str, ...]) -> None:
         self._socket = socket
         self._secrets = secrets
         self._handlers: dict[str, ContextHandler] = {}
@@ -56,13 +56,15 @@ class TTSConnection:
             raise self.error
         try:
             await self._socket.send(json.dumps(message))
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             raise closed_error(exc, provider=PROVIDER, secrets=self._secrets) from None
 
     async def _read(self) -> None:
         try:
             async for frame in self._socket:
                 message = parse_server_message(frame)
+                if isinstance(message, ErrorOut):  # its text may echo the credentials
+                    message = attrs.evolve(message, message=scrub(message.message, self._secrets))
                 handler = self._handlers.get(getattr(message, "context_id", None) or "")
                 if handler is not None:
                     handler(message)
@@ -70,7 +72,7 @@ class TTSConnection:
                     self._fail_all(message.to_error())
                     return
             self._fail_all(ended_error(self._socket, self._secrets))
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             self._fail_all(closed_error(exc, provider=PROVIDER, secrets=self._secrets))
         except SpeechBridgeError as error:
             self._fail_all(error)

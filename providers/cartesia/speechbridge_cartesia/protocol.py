@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -34,6 +36,7 @@ __all__ = [
     "CLOSE",
     "CONTAINERS",
     "FINALIZE",
+    "MAX_SSE_EVENT_BYTES",
     "MP3_BIT_RATES",
     "PROVIDER",
     "STT_BATCH_PATH",
@@ -97,6 +100,7 @@ TTS_ENCODINGS: Final = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "pcm
 CONTAINERS: Final = ("raw", "wav", "mp3")
 TTS_SAMPLE_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
 MP3_BIT_RATES: Final = (32000, 64000, 96000, 128000, 192000)
+MAX_SSE_EVENT_BYTES: Final = 4 * 1024 * 1024  # as the WebSocket message limit: one event carries one audio chunk
 _NUMBER = (int, float)
 
 
@@ -110,27 +114,51 @@ def stt_encoding_for(format: AudioFormat) -> str | None:
 # --- shared readers ----------------------------------------------------------------------------------------------
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def _load(frame: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(frame, Mapping):
         return frame
     try:
         message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
+    except RecursionError:
+        raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
     if not isinstance(message, Mapping):
         raise ProtocolError("message is not a JSON object", provider=PROVIDER)
     return message
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    value = message.get(name, default)
-    if value is ...:
-        raise ProtocolError(f"{message.get('type', 'a')!r} message has no {name!r}", provider=PROVIDER)
-    if value is None or value is default:
-        return value
-    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-        raise ProtocolError(f"message field {name!r} is malformed: {value!r}", provider=PROVIDER)
-    return value
+    """``message[name]`` if it is of ``kind`` (a bool is no number; numbers must be finite); ``default`` when it is
+    missing or null, and without a default a missing field is an error."""
+    value = message.get(name)
+    if value is None:
+        if default is ...:
+            raise ProtocolError(f"{_shown(message.get('type', 'a'))} message has no {name!r}", provider=PROVIDER)
+        return default
+    if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
+        if kind is not _NUMBER:
+            return value
+        if (number := _finite(value)) is not None:
+            return number
+    raise ProtocolError(f"message field {name!r} is malformed: {_shown(value)}", provider=PROVIDER)
 
 
 def _decode_base64(text: Any) -> bytes:
@@ -158,19 +186,20 @@ class OutputFormat:
         """This format, or :class:`InvalidRequest` naming the field Cartesia would refuse."""
         if self.container not in CONTAINERS:
             raise InvalidRequest(
-                f"output_format.container={self.container!r} is not accepted (accepted: {', '.join(CONTAINERS)})",
+                f"output_format.container={_shown(self.container)} is not accepted (accepted: {', '.join(CONTAINERS)})",
                 provider=PROVIDER,
                 code=400,
             )
         if self.container != "mp3" and self.encoding not in TTS_ENCODINGS:
             raise InvalidRequest(
-                f"output_format.encoding={self.encoding!r} is not accepted (accepted: {', '.join(TTS_ENCODINGS)})",
+                f"output_format.encoding={_shown(self.encoding)} is not accepted "
+                f"(accepted: {', '.join(TTS_ENCODINGS)})",
                 provider=PROVIDER,
                 code=400,
             )
         if self.sample_rate not in TTS_SAMPLE_RATES:
             raise InvalidRequest(
-                f"output_format.sample_rate={self.sample_rate!r} is not accepted "
+                f"output_format.sample_rate={_shown(self.sample_rate)} is not accepted "
                 f"(accepted: {', '.join(map(str, TTS_SAMPLE_RATES))})",
                 provider=PROVIDER,
                 code=400,
@@ -196,12 +225,16 @@ class OutputFormat:
     def from_json(cls, value: Any) -> OutputFormat:
         if not isinstance(value, Mapping):
             raise InvalidRequest("output_format must be an object", provider=PROVIDER, code=400)
-        rate = value.get("sample_rate")
+        rate, encoding, bit_rate = value.get("sample_rate"), value.get("encoding"), value.get("bit_rate")
+        if encoding is not None and not isinstance(encoding, str):
+            raise InvalidRequest(
+                f"output_format.encoding must be a string, not {_shown(encoding)}", provider=PROVIDER, code=400
+            )
         return cls(
             container=str(value.get("container", "raw")),
-            encoding=value.get("encoding"),
-            sample_rate=rate if isinstance(rate, int) else 0,
-            bit_rate=value.get("bit_rate"),
+            encoding=encoding,
+            sample_rate=rate if isinstance(rate, int) and not isinstance(rate, bool) else 0,
+            bit_rate=bit_rate if isinstance(bit_rate, int) and not isinstance(bit_rate, bool) else None,
         ).check()
 
 
@@ -212,11 +245,21 @@ def read_voice_id(value: Any) -> str:
     if isinstance(value, Mapping):
         if value.get("mode", "id") != "id":
             raise InvalidRequest(
-                f"voice mode {value.get('mode')!r} is not supported (accepted: 'id')", provider=PROVIDER, code=400
+                f"voice mode {_shown(value.get('mode'))} is not supported (accepted: 'id')", provider=PROVIDER, code=400
             )
         if isinstance(value.get("id"), str) and value["id"]:
             return str(value["id"])
     raise InvalidRequest("voice must name a voice id: {'mode': 'id', 'id': '...'}", provider=PROVIDER, code=400)
+
+
+def _context_id(message: Mapping[str, Any]) -> str | None:
+    """A client's ``context_id``: a string (a number is read as one), or None."""
+    context = message.get("context_id")
+    if context is None or isinstance(context, str):
+        return context
+    if isinstance(context, int) and not isinstance(context, bool):
+        return str(context)
+    raise InvalidRequest(f"context_id must be a string, not {_shown(context)}", provider=PROVIDER, code=400)
 
 
 @attrs.frozen
@@ -263,7 +306,7 @@ class GenerationRequest:
         transcript = message.get("transcript")
         if not isinstance(transcript, str):
             raise InvalidRequest("transcript must be a string", provider=PROVIDER, code=400)
-        context = message.get("context_id")
+        context = _context_id(message)
         delay = message.get("max_buffer_delay_ms")
         config = message.get("generation_config")
         if defaults is not None:
@@ -281,12 +324,12 @@ class GenerationRequest:
             voice_id=voice_id,
             model_id=str(message.get("model_id") or (defaults.model_id if defaults else "sonic-3")),
             output_format=output_format,
-            context_id=str(context) if context is not None else None,
+            context_id=context,
             language=message.get("language") if isinstance(message.get("language"), str) else None,
             continue_=message.get("continue") is True,
             flush=message.get("flush") is True,
             add_timestamps=add_timestamps,
-            max_buffer_delay_ms=delay if isinstance(delay, int) else None,
+            max_buffer_delay_ms=delay if isinstance(delay, int) and not isinstance(delay, bool) else None,
             generation_config=config if isinstance(config, Mapping) else None,
         )
 
@@ -306,13 +349,12 @@ def parse_tts_message(
     """Read a client's TTS WebSocket message (the server side); ``started`` holds the first request of each open
     context, whose fields a later request may leave out."""
     message = _load(frame)
+    context_id = _context_id(message)
     if message.get("cancel") is True:
-        context = message.get("context_id")
-        if context is None:
+        if context_id is None:
             raise InvalidRequest("cancel needs a context_id", provider=PROVIDER, code=400)
-        return CancelIn(str(context))
-    context_id = message.get("context_id")
-    defaults = (started or {}).get(str(context_id)) if context_id is not None else None
+        return CancelIn(context_id)
+    defaults = (started or {}).get(context_id) if context_id is not None else None
     request = GenerationRequest.from_json(message, defaults)
     if request.context_id is None:
         raise InvalidRequest("a WebSocket generation request needs a context_id", provider=PROVIDER, code=400)
@@ -406,23 +448,27 @@ class OtherOut:
 ServerMessage: TypeAlias = TranscriptOut | FlushDoneOut | DoneOut | ChunkOut | TimestampsOut | ErrorOut | OtherOut
 
 
+def _word(word: Any, start: Any, end: Any, where: str) -> WordOut:
+    start_s, end_s = _finite(start), _finite(end)
+    if not isinstance(word, str) or start_s is None or end_s is None:
+        raise ProtocolError(f"malformed {where}: {_shown((word, start, end))}", provider=PROVIDER)
+    return WordOut(word, start_s, end_s)
+
+
 def _words(value: Any) -> tuple[WordOut, ...]:
     if value is None:
         return ()
-    try:
-        return tuple(WordOut(str(w["word"]), float(w["start"]), float(w["end"])) for w in value)
-    except (KeyError, TypeError, ValueError):
-        raise ProtocolError(f"malformed 'words': {str(value)[:80]}", provider=PROVIDER) from None
+    if not isinstance(value, list) or not all(isinstance(word, Mapping) for word in value):
+        raise ProtocolError(f"malformed 'words': {_shown(value)}", provider=PROVIDER)
+    return tuple(_word(word.get("word"), word.get("start"), word.get("end"), "'words'") for word in value)
 
 
 def _word_timestamps(value: Any) -> tuple[WordOut, ...]:
-    try:
-        words, starts, ends = value["words"], value["start"], value["end"]
-        if not len(words) == len(starts) == len(ends):
-            raise ValueError
-        return tuple(WordOut(str(w), float(s), float(e)) for w, s, e in zip(words, starts, ends, strict=True))
-    except (KeyError, TypeError, ValueError):
-        raise ProtocolError(f"malformed 'word_timestamps': {str(value)[:80]}", provider=PROVIDER) from None
+    fields = [value.get(key) for key in ("words", "start", "end")] if isinstance(value, Mapping) else []
+    lists = [items for items in fields if isinstance(items, list)]
+    if len(lists) != 3 or len({len(items) for items in lists}) > 1:
+        raise ProtocolError(f"malformed 'word_timestamps': {_shown(value)}", provider=PROVIDER)
+    return tuple(_word(word, start, end, "'word_timestamps'") for word, start, end in zip(*lists, strict=True))
 
 
 def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessage:
@@ -596,34 +642,67 @@ def sse_event(message: Mapping[str, Any]) -> bytes:
 
 
 class SSEDecoder:
-    """Server-Sent Events bytes in, the JSON object of each complete event's ``data`` out."""
+    """Server-Sent Events bytes in, cut anywhere, the JSON object of each complete event's ``data`` out.
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    Lines end with CR LF, LF or CR; other fields (``event:``, ``id:``, comments) are skipped. An event (or a line not
+    yet ended) longer than ``max_event_bytes`` is a :class:`ProtocolError`: a server cannot make it buffer without
+    bound.
+    """
+
+    def __init__(self, max_event_bytes: int = MAX_SSE_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._pending = bytearray()  # the line not yet ended
+        self._scanned = 0  # bytes of it already searched for an end of line
+        self._data: list[bytes] = []  # the data lines of the event so far
+        self._size = 0
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
-        self._buffer += data.replace(b"\r\n", b"\n")
-        *events, self._buffer = self._buffer.split(b"\n\n")
-        return [message for event in events if (message := self._event(event)) is not None]
+        self._pending += data
+        messages: list[dict[str, Any]] = []
+        start = 0
+        while (end := _LINE_END.search(self._pending, max(start, self._scanned))) is not None:
+            if end.group() == b"\r" and end.end() == len(self._pending):
+                break  # a CR last: the LF of a CR LF may be in the next piece
+            self._line(bytes(self._pending[start : end.start()]), messages)
+            start = self._scanned = end.end()
+        del self._pending[:start]
+        self._scanned = max(0, len(self._pending) - 1)
+        if self._size + len(self._pending) > self.max_event_bytes:
+            raise ProtocolError(f"an SSE event is longer than {self.max_event_bytes} bytes", provider=PROVIDER)
+        return messages
 
     def close(self) -> list[dict[str, Any]]:
         """The last event when the body ended without a blank line."""
-        rest, self._buffer = self._buffer, b""
-        message = self._event(rest)
-        return [message] if message is not None else []
+        messages: list[dict[str, Any]] = []
+        rest = bytes(self._pending).rstrip(b"\r")
+        self._pending.clear()
+        if rest:
+            self._line(rest, messages)
+        self._line(b"", messages)
+        return messages
+
+    def _line(self, line: bytes, messages: list[dict[str, Any]]) -> None:
+        if line.startswith(b"data:"):
+            value = line[6:] if line.startswith(b"data: ") else line[5:]
+            self._data.append(value)
+            self._size += len(value) + 1
+        elif not line and self._data:
+            data, self._data, self._size = b"\n".join(self._data), [], 0
+            if data.strip():
+                messages.append(self._event(data))
 
     @staticmethod
-    def _event(event: bytes) -> dict[str, Any] | None:
-        data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
-        if not data.strip():
-            return None
+    def _event(data: bytes) -> dict[str, Any]:
         try:
             message = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProtocolError(f"an SSE event's data is not JSON: {data[:80]!r}", provider=PROVIDER) from None
         if not isinstance(message, dict):
             raise ProtocolError("an SSE event's data is not a JSON object", provider=PROVIDER)
         return message
+
+
+_LINE_END: Final = re.compile(rb"\r\n|\r|\n")
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
@@ -650,7 +729,7 @@ def error_from_rest(status: int, body: str) -> SpeechBridgeError:
     text = body.strip()
     try:
         detail = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         detail = None
     code = None
     if isinstance(detail, dict):

@@ -11,14 +11,12 @@ import collections
 import json
 from typing import Any, ClassVar, Final
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
 from speechbridge.audio import AudioFormat, decode
-from speechbridge.errors import AudioFormatError, ProtocolError, SpeechBridgeError
+from speechbridge.errors import AudioFormatError, ProtocolError
 from speechbridge.events import Flushed, Ready, StreamEnded, Transcript, TurnEnded, Word
 from speechbridge.stt import STTCapabilities, STTProvider, STTStream
-from speechbridge.transports import closed_error, send_request
+from speechbridge.transports import scrub_error, send_request
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error
 
 from .client import CartesiaClient, Credentials, ended_error
 from .protocol import (
@@ -144,18 +142,26 @@ class CartesiaSTTStream(STTStream):
     order). **Turns.** With ``turn_detection``, a final Cartesia sends on its own, while no ``finalize`` is waiting
     (its silence end-pointing, ``max_silence_duration_secs``, or the drain at ``close``), is followed by
     ``TurnEnded`` (reason ``vendor``) with the turn's text.
+
+    **Drops.** A socket that drops (cut, dead peer, closed before ``done``, a retryable ``error``) is replaced as
+    :class:`~speechbridge.stt.STTStream` describes: the audio after the last final transcript or ``flush_done`` is
+    sent again, then the ``finalize`` messages still unanswered (the new socket's ``flush_done`` answer them, in
+    order) and ``close`` if ``end()`` was called. The turn's final text so far is kept.
     """
 
+    reconnectable: ClassVar[bool] = True
+
     def __init__(self, stt: CartesiaSTT, format: AudioFormat, settings: CartesiaSTTSettings) -> None:
-        super().__init__(PROVIDER, format=format, wire_format=wire_format_for(format))
+        super().__init__(PROVIDER, format=format, wire_format=wire_format_for(format), reliability=stt.reliability)
         self.settings = settings
         self._credentials: Credentials = stt.credentials()  # a missing key fails before connecting
         self._connect = stt._connect
-        self._socket: ClientConnection | None = None
-        self._pending_flushes: collections.deque[int] = collections.deque()
+        self._socket: WebSocket | None = None
+        self._pending_flushes: collections.deque[int] = collections.deque()  # this socket's unanswered finalize
         self._turn_text: list[str] = []
 
     async def _open(self) -> None:
+        self._pending_flushes.clear()
         encoding = stt_encoding_for(self.wire_format)
         assert encoding is not None and self.wire_format.sample_rate is not None
         query = {**self.settings.stream_query(), "encoding": encoding, "sample_rate": str(self.wire_format.sample_rate)}
@@ -181,17 +187,15 @@ class CartesiaSTTStream(STTStream):
         assert self._socket is not None
         try:
             await self._socket.send(frame)
-        except ConnectionClosed as exc:
-            error = closed_error(exc, provider=PROVIDER, secrets=self._credentials.secrets)
-            self._fail(error)
-            raise error from None
+        except WebSocketClosed as exc:
+            raise closed_error(exc, provider=PROVIDER, secrets=self._credentials.secrets) from None
 
-    async def _read(self, socket: ClientConnection) -> None:
+    async def _read(self, socket: WebSocket) -> None:
         try:
             async for frame in socket:
                 if not self._handle(parse_server_message(frame)):
                     return
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             raise closed_error(exc, provider=PROVIDER, secrets=self._credentials.secrets) from None
         raise ended_error(socket, self._credentials.secrets)
 
@@ -207,9 +211,7 @@ class CartesiaSTTStream(STTStream):
             self._emit(StreamEnded())
             return False
         elif isinstance(message, ErrorOut):
-            error: SpeechBridgeError = message.to_error()
-            self._fail(error)
-            return False
+            raise scrub_error(message.to_error(), self._credentials.secrets)
         return True
 
     def _transcript(self, message: TranscriptOut) -> None:

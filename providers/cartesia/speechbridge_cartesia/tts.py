@@ -17,7 +17,7 @@ import attrs
 from speechbridge.audio import AudioFormat, PCMAudio, decode, encode
 from speechbridge.errors import AudioFormatError, ProtocolError, SpeechBridgeError, TransportError
 from speechbridge.events import Flushed, Ready, StreamEnded, WordTiming
-from speechbridge.transports import send_request, stream_request
+from speechbridge.transports import scrub_error, send_request, stream_request
 from speechbridge.tts import Synthesis, TTSCapabilities, TTSProvider, TTSStream, Voice
 
 from .account import list_voices
@@ -156,7 +156,7 @@ class CartesiaTTS(CartesiaClient, TTSProvider[CartesiaTTSSettings]):
                 for event in decoder.feed(data):
                     message = parse_server_message(event)
                     if isinstance(message, ErrorOut):
-                        raise message.to_error()
+                        raise scrub_error(message.to_error(), common["secrets"])
                     if isinstance(message, ChunkOut):
                         audio += message.data
                     elif isinstance(message, TimestampsOut):

@@ -222,7 +222,7 @@ async def test_failures_are_typed(wire: Any, reply: dict[str, Any] | None, error
         await socket.close()
 
     url = await wire(cartesia)
-    async with CartesiaSTT(api_key="k", base_url=url) as stt:
+    async with CartesiaSTT(api_key="k", base_url=url, reliability={"reconnects": 0}) as stt:  # see test_reconnect.py
         async with stt.stream(format="pcm_16000") as stream:
             await stream.send_audio(bytes(3200))
             with pytest.raises(error):

@@ -43,7 +43,9 @@ class DeepgramClient(Provider[Any]):
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = http_client(
-                timeout_s=self.settings.timeout_s, read_timeout_s=max(60.0, self.settings.timeout_s)
+                timeout_s=self.settings.timeout_s,
+                read_timeout_s=max(60.0, self.settings.timeout_s),
+                reliability=self.reliability,
             )
         return self._http
 

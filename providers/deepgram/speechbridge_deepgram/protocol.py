@@ -9,6 +9,7 @@ errors.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -188,16 +189,39 @@ def client_close() -> dict[str, Any]:
     return {"type": "Close"}
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def _load(text: str | bytes, who: str) -> dict[str, Any]:
     try:
         message = json.loads(text)
-    except ValueError:
-        raise ProtocolError(
-            f"{who} sent a text frame that is not JSON: {str(text)[:80]!r}", provider=PROVIDER
-        ) from None
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{who} sent a text frame that is not JSON: {_shown(text)}", provider=PROVIDER) from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ProtocolError(f"{who} sent a message without a 'type': {str(text)[:80]!r}", provider=PROVIDER)
+        raise ProtocolError(f"{who} sent a message without a 'type': {_shown(text)}", provider=PROVIDER)
     return message
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if _integer(value) is None and not isinstance(value, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_client_message(text: str | bytes) -> ClientMessage:
@@ -209,8 +233,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
             raise ProtocolError("Speak needs a string 'text'", provider=PROVIDER)
         return Speak(message["text"])
     if kind == "Finalize":
-        channel = message.get("channel")
-        return Finalize(channel if isinstance(channel, int) else None)
+        return Finalize(_integer(message.get("channel")))
     if kind == "Configure":
         return Configure({key: value for key, value in message.items() if key != "type"})
     simple: dict[str, ClientMessage] = {
@@ -221,7 +244,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
         "Close": Close(),
     }
     if kind not in simple:
-        raise ProtocolError(f"unknown message type {kind!r}", provider=PROVIDER)
+        raise ProtocolError(f"unknown message type {_shown(kind)}", provider=PROVIDER)
     return simple[kind]
 
 
@@ -310,11 +333,11 @@ ServerMessage: TypeAlias = (
 
 def _number(message: Mapping[str, Any], key: str, default: float | None = None) -> float:
     value = message.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(
-            f"{message.get('type', 'message')} needs a number '{key}', not {value!r}", provider=PROVIDER
-        )
-    return float(value)
+    number = _finite(value)
+    if number is None:
+        what = _shown(message.get("type", "message"))
+        raise ProtocolError(f"{what} needs a finite number {key!r}, not {_shown(value)}", provider=PROVIDER)
+    return number
 
 
 def _words(raw: Any) -> tuple[Word, ...]:
@@ -323,19 +346,11 @@ def _words(raw: Any) -> tuple[Word, ...]:
     words = []
     for item in raw:
         if not isinstance(item, dict):
-            raise ProtocolError(f"a word is not an object: {item!r}", provider=PROVIDER)
+            raise ProtocolError(f"a word is not an object: {_shown(item)}", provider=PROVIDER)
         text = item.get("punctuated_word") or item.get("word")
         if not isinstance(text, str):
-            raise ProtocolError(f"a word has no text: {item!r}", provider=PROVIDER)
-        confidence = item.get("confidence")
-        words.append(
-            Word(
-                text,
-                _number(item, "start"),
-                _number(item, "end"),
-                float(confidence) if isinstance(confidence, (int, float)) else None,
-            )
-        )
+            raise ProtocolError(f"a word has no text: {_shown(item)}", provider=PROVIDER)
+        words.append(Word(text, _number(item, "start"), _number(item, "end"), _finite(item.get("confidence"))))
     return tuple(words)
 
 
@@ -355,7 +370,6 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
     kind = message["type"]
     if kind == "Results":
         alternative = _best_alternative(message.get("channel"))
-        confidence = alternative.get("confidence")
         return Results(
             transcript=alternative.get("transcript", ""),
             is_final=bool(message.get("is_final", False)),
@@ -364,28 +378,26 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
             start=_number(message, "start", 0.0),
             duration=_number(message, "duration", 0.0),
             words=_words(alternative.get("words")),
-            confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+            confidence=_finite(alternative.get("confidence")),
         )
     if kind == "UtteranceEnd":
         return UtteranceEnd(_number(message, "last_word_end", 0.0))
     if kind == "SpeechStarted":
         return SpeechStartedMessage(_number(message, "timestamp", 0.0))
     if kind == "Metadata" and "model_name" in message:
-        return SpeakMetadata(message.get("request_id"), message.get("model_name"))
+        return SpeakMetadata(_text(message.get("request_id")), _text(message.get("model_name")))
     if kind == "Metadata":
-        duration = message.get("duration")
-        return Metadata(message.get("request_id"), float(duration) if isinstance(duration, (int, float)) else None)
+        return Metadata(_text(message.get("request_id")), _finite(message.get("duration")))
     if kind == "Error":
-        return ErrorMessage(
-            str(message.get("description") or message.get("message") or "error"), message.get("variant")
-        )
+        description = str(message.get("description") or message.get("message") or "error")
+        return ErrorMessage(description, _text(message.get("variant")))
     if kind in ("Flushed", "Cleared"):
-        sequence_id = message.get("sequence_id", 0)
-        if not isinstance(sequence_id, int):
-            raise ProtocolError(f"{kind} needs an integer 'sequence_id', not {sequence_id!r}", provider=PROVIDER)
+        sequence_id = _integer(message.get("sequence_id", 0))
+        if sequence_id is None:
+            raise ProtocolError(f"{kind} needs an integer 'sequence_id'", provider=PROVIDER)
         return Flushed(sequence_id) if kind == "Flushed" else Cleared(sequence_id)
     if kind == "Warning":
-        return Warning(str(message.get("description", "")), message.get("code"))
+        return Warning(str(message.get("description", "")), _text(message.get("code")))
     return Other(kind, message)
 
 
@@ -501,13 +513,11 @@ def parse_listen_response(body: Any) -> tuple[str, tuple[Word, ...], float | Non
     if not isinstance(channels, list) or not channels:
         raise ProtocolError("the /v1/listen answer has no results.channels", provider=PROVIDER)
     alternative = _best_alternative(channels[0])
-    confidence = alternative.get("confidence")
-    language = channels[0].get("detected_language")
     return (
         alternative.get("transcript", ""),
         _words(alternative.get("words")),
-        float(confidence) if isinstance(confidence, (int, float)) else None,
-        language if isinstance(language, str) else None,
+        _finite(alternative.get("confidence")),
+        _text(channels[0].get("detected_language")),
     )
 
 
@@ -533,7 +543,7 @@ def error_from_rest(status: int, body: str) -> SpeechBridgeError:
     code: int | str = status
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict):
         message = str(parsed.get("err_msg") or parsed.get("message") or parsed.get("details") or body)
@@ -565,7 +575,7 @@ def stt_wire_format(encoding: str, sample_rate: int) -> AudioFormat:
     """The audio format a ``/v1/listen`` ``encoding`` and ``sample_rate`` name."""
     if encoding not in STT_ENCODINGS:
         raise AudioFormatError(
-            f"encoding={encoding!r} is not accepted (accepted: {', '.join(STT_ENCODINGS)})", provider=PROVIDER
+            f"encoding={_shown(encoding)} is not accepted (accepted: {', '.join(STT_ENCODINGS)})", provider=PROVIDER
         )
     return AudioFormat(STT_ENCODINGS[encoding], sample_rate)  # type: ignore[arg-type]
 
@@ -603,12 +613,12 @@ def speak_format(params: Mapping[str, str], *, websocket: bool) -> AudioFormat:
     encodings = TTS_WS_ENCODINGS if websocket else TTS_REST_ENCODINGS
     encoding = params.get("encoding", "linear16")
     if encoding not in encodings:
-        raise AudioFormatError(f"encoding={encoding!r} is not accepted (accepted: {', '.join(encodings)})")
+        raise AudioFormatError(f"encoding={_shown(encoding)} is not accepted (accepted: {', '.join(encodings)})")
     rate_text = params.get("sample_rate")
     try:
         rate = int(rate_text) if rate_text else None
     except ValueError:
-        raise AudioFormatError(f"sample_rate={rate_text!r} is not an integer") from None
+        raise AudioFormatError(f"sample_rate={_shown(rate_text)} is not an integer") from None
     if encoding in TTS_SAMPLE_RATES:
         rate = rate or TTS_SAMPLE_RATES[encoding][0 if encoding != "linear16" else 2]
         if rate not in TTS_SAMPLE_RATES[encoding]:
@@ -618,7 +628,9 @@ def speak_format(params: Mapping[str, str], *, websocket: bool) -> AudioFormat:
         if container == "wav" and encoding == "linear16":
             return AudioFormat("wav", rate)
         if container != "none":
-            raise AudioFormatError(f"container={container!r} is not accepted for {encoding} here (accepted: none)")
+            raise AudioFormatError(
+                f"container={_shown(container)} is not accepted for {encoding} here (accepted: none)"
+            )
         return AudioFormat(TTS_WS_ENCODINGS[encoding], rate)  # type: ignore[arg-type]
     fixed_rate = _CONTAINER_OUTPUTS[TTS_REST_ENCODINGS[encoding]][1]
     return AudioFormat(TTS_REST_ENCODINGS[encoding], fixed_rate or rate or 48000)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ Live results map onto the common events: interim ``Results`` become interim tran
 transcripts; ``speech_final`` and ``UtteranceEnd`` end the turn (``TurnEnded`` with reason ``vendor``);
 ``SpeechStarted`` passes through; ``flush()`` sends ``Finalize`` and is confirmed by the result with
 ``from_finalize: true``; ``end()`` sends ``CloseStream`` and the stream ends on the ``Metadata`` that answers it.
+A dropped socket opens a new one and replays the audio no final result covers (see :class:`DeepgramSTTStream`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ import json
 import time
 from typing import Any, ClassVar
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
 from speechbridge.audio import AudioFormat, decode
-from speechbridge.errors import AudioFormatError, InvalidRequest, ProtocolError, TransportError
+from speechbridge.errors import AudioFormatError, InvalidRequest, ProtocolError, SpeechBridgeError, TransportError
 from speechbridge.events import Flushed, Ready, SpeechStarted, StreamEnded, Transcript, TurnEnded
 from speechbridge.streams import StreamState
 from speechbridge.stt import STTCapabilities, STTProvider, STTStream
-from speechbridge.transports import closed_error, connect_websocket, send_request
+from speechbridge.transports import send_request
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .client import DeepgramClient
 from .protocol import (
@@ -123,18 +122,34 @@ class DeepgramSTT(DeepgramClient, STTProvider[DeepgramSTTSettings]):
 
 
 class DeepgramSTTStream(STTStream):
-    """One ``/v1/listen`` WebSocket."""
+    """A live recognition over ``/v1/listen`` WebSockets.
+
+    **Drops.** When the socket drops (cut, dead peer, a close before ``Metadata``, a retryable close code), a new
+    socket is opened as :class:`~speechbridge.stt.STTStream` describes: the audio after the last final result or
+    confirmed ``Finalize`` is sent again, then the ``Finalize`` messages still unanswered (each confirmed by the new
+    socket's ``from_finalize`` result) and ``CloseStream`` if ``end()`` was called. The turn's final text so far is
+    kept; interim results of the dead socket are superseded.
+    """
+
+    reconnectable: ClassVar[bool] = True
 
     def __init__(self, stt: DeepgramSTT, format: AudioFormat, settings: DeepgramSTTSettings) -> None:
-        super().__init__(stt.name, format=format, wire_format=wire_format_for(format, settings), frame_ms=100.0)
+        super().__init__(
+            stt.name,
+            format=format,
+            wire_format=wire_format_for(format, settings),
+            frame_ms=100.0,
+            reliability=stt.reliability,
+        )
         self._stt = stt
         self._settings = settings
-        self._ws: ClientConnection | None = None
-        self._pending_flushes: collections.deque[int] = collections.deque()
+        self._ws: WebSocket | None = None
+        self._pending_flushes: collections.deque[int] = collections.deque()  # this socket's unanswered Finalize
         self._turn_text: list[str] = []
         self._last_sent = time.monotonic()
 
     async def _open(self) -> None:
+        self._pending_flushes.clear()
         wire = self.wire_format
         query = self._settings.stream_query()
         if wire.is_raw:
@@ -148,10 +163,12 @@ class DeepgramSTTStream(STTStream):
             provider=self.provider,
             headers=self._stt.auth_headers(),
             open_timeout=self._settings.timeout_s,
+            dead_peer_timeout_s=self._stt.reliability.dead_peer_timeout_s,
             http_error=error_from_rest,
             secrets=self._stt.secrets(),
         )
-        request_id = self._ws.response.headers.get("dg-request-id") if self._ws.response else None
+        self._last_sent = time.monotonic()
+        request_id = self._ws.response_headers.get("dg-request-id")
         self._emit(Ready(request_id=request_id, sample_rate=wire.sample_rate))
         self._spawn(self._read(self._ws))
         self._spawn(self._keep_alive())
@@ -175,10 +192,8 @@ class DeepgramSTTStream(STTStream):
         assert self._ws is not None
         try:
             await self._ws.send(data)
-        except ConnectionClosed as exc:
-            error = closed_error(exc, provider=self.provider, mapper=error_from_close, secrets=self._stt.secrets())
-            self._fail(error)
-            raise error from None
+        except WebSocketClosed as exc:
+            raise self._closed(exc) from None
         self._last_sent = time.monotonic()
 
     async def _keep_alive(self) -> None:
@@ -188,20 +203,21 @@ class DeepgramSTTStream(STTStream):
             if time.monotonic() - self._last_sent >= interval and self.state is StreamState.OPEN:
                 await self._send(json.dumps(client_keep_alive()))
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: WebSocket) -> None:
         try:
             async for frame in ws:
                 if isinstance(frame, bytes):
                     raise ProtocolError("the server sent binary data on /v1/listen", provider=self.provider)
                 self._handle(parse_server_message(frame))
-        except ConnectionClosed as exc:
-            if exc.rcvd is None or exc.rcvd.code != 1000:
-                raise closed_error(
-                    exc, provider=self.provider, mapper=error_from_close, secrets=self._stt.secrets()
-                ) from None
+        except WebSocketClosed as exc:
+            raise self._closed(exc) from None
         if self.state is StreamState.OPEN:
             raise TransportError("the server closed the stream before CloseStream was sent", provider=self.provider)
-        self._finish()
+        if self.state is StreamState.ENDING:
+            raise TransportError("the server closed the stream before its Metadata", provider=self.provider)
+
+    def _closed(self, exc: WebSocketClosed) -> SpeechBridgeError:
+        return closed_error(exc, provider=self.provider, mapper=error_from_close, secrets=self._stt.secrets())
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, Results):
@@ -211,7 +227,7 @@ class DeepgramSTTStream(STTStream):
         elif isinstance(message, SpeechStartedMessage):
             self._emit(SpeechStarted(message.timestamp))
         elif isinstance(message, Metadata):
-            self._finish()
+            self._emit(StreamEnded())
         elif isinstance(message, ErrorMessage):
             raise InvalidRequest(message.description, provider=self.provider, code=message.variant)
 
@@ -232,6 +248,3 @@ class DeepgramSTTStream(STTStream):
         if self._turn_text:
             self._emit(TurnEnded(" ".join(self._turn_text), "vendor", time_s))
             self._turn_text = []
-
-    def _finish(self) -> None:
-        self._emit(StreamEnded())

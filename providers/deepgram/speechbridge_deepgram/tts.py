@@ -13,15 +13,13 @@ import collections
 import json
 from typing import Any, ClassVar, Final
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
 from speechbridge.audio import AudioFormat, PCMAudio, encode, resample
 from speechbridge.errors import InvalidRequest, TransportError
 from speechbridge.events import Flushed, Ready, StreamEnded
 from speechbridge.streams import StreamState
-from speechbridge.transports import closed_error, connect_websocket, send_request
+from speechbridge.transports import send_request
 from speechbridge.tts import Synthesis, TTSCapabilities, TTSProvider, TTSStream, Voice
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .client import DeepgramClient
 from .protocol import (
@@ -131,7 +129,7 @@ class DeepgramTTSStream(TTSStream):
         super().__init__(tts.name, format=format, native_format=_native_format(format))
         self._tts = tts
         self._settings = settings
-        self._ws: ClientConnection | None = None
+        self._ws: WebSocket | None = None
         self._pending_flushes: collections.deque[int] = collections.deque()
         self._clears: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -150,10 +148,11 @@ class DeepgramTTSStream(TTSStream):
             provider=self.provider,
             headers=self._tts.auth_headers(),
             open_timeout=self._settings.timeout_s,
+            dead_peer_timeout_s=self._tts.reliability.dead_peer_timeout_s,
             http_error=error_from_rest,
             secrets=self._tts.secrets(),
         )
-        request_id = self._ws.response.headers.get("dg-request-id") if self._ws.response else None
+        request_id = self._ws.response_headers.get("dg-request-id")
         self._emit(Ready(request_id=request_id, sample_rate=self.native_format.sample_rate))
         self._spawn(self._read(self._ws))
 
@@ -178,12 +177,12 @@ class DeepgramTTSStream(TTSStream):
         assert self._ws is not None
         try:
             await self._ws.send(json.dumps(message))
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             error = closed_error(exc, provider=self.provider, mapper=error_from_close, secrets=self._tts.secrets())
             self._fail(error)
             raise error from None
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: WebSocket) -> None:
         try:
             async for frame in ws:
                 if isinstance(frame, bytes):
@@ -196,11 +195,10 @@ class DeepgramTTSStream(TTSStream):
                     self._clears.popleft().set_result(None)
                 elif isinstance(message, ErrorMessage):
                     raise InvalidRequest(message.description, provider=self.provider, code=message.variant)
-        except ConnectionClosed as exc:
-            if exc.rcvd is None or exc.rcvd.code != 1000:
-                raise closed_error(
-                    exc, provider=self.provider, mapper=error_from_close, secrets=self._tts.secrets()
-                ) from None
+        except WebSocketClosed as exc:
+            raise closed_error(
+                exc, provider=self.provider, mapper=error_from_close, secrets=self._tts.secrets()
+            ) from None
         if self.state is StreamState.OPEN:
             raise TransportError("the server closed the stream before Close was sent", provider=self.provider)
         self._emit_audio_end()

@@ -246,7 +246,11 @@ async def test_server_failures_end_the_stream_with_typed_errors(
         await script(websocket)
         await asyncio.sleep(0.2)
 
-    async with LiveServer(_scripted_server(run)) as server, DeepgramSTT(api_key=KEY, base_url=server.url) as stt:
+    no_reconnects = {"reconnects": 0}  # reconnects: test_reconnect.py
+    async with (
+        LiveServer(_scripted_server(run)) as server,
+        DeepgramSTT(api_key=KEY, base_url=server.url, reliability=no_reconnects) as stt,
+    ):
         async with stt.stream(format="pcm_16000") as stream:
             with pytest.raises(error, match=match):
                 await within(stream.collect())

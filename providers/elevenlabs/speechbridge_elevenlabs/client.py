@@ -83,7 +83,7 @@ class ElevenLabsClient(Provider[Any]):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = http_client(timeout_s=self.settings.timeout_s)
+            self._http = http_client(timeout_s=self.settings.timeout_s, reliability=self.reliability)
         return self._http
 
     async def aclose(self) -> None:

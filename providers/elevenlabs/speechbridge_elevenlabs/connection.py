@@ -15,11 +15,9 @@ import json
 import logging
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
 from speechbridge.errors import SpeechBridgeError, TransportError
-from speechbridge.transports import closed_error, connect_websocket, redact_url
+from speechbridge.transports import redact_url, scrub_error
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .client import Credentials
 from .protocol import (
@@ -44,7 +42,7 @@ Inbox = asyncio.Queue[TTSServerMessage | SpeechBridgeError]
 class TTSSocket:
     """One open ``multi-stream-input`` socket and the task routing its messages to its contexts' inboxes."""
 
-    def __init__(self, websocket: ClientConnection, *, url: str, shared: bool, secrets: tuple[str, ...]) -> None:
+    def __init__(self, websocket: WebSocket, *, url: str, shared: bool, secrets: tuple[str, ...]) -> None:
         self.url = redact_url(url)
         self.shared = shared
         self.contexts_started = 0
@@ -55,10 +53,18 @@ class TTSSocket:
         self._reader = asyncio.get_running_loop().create_task(self._read(), name=f"elevenlabs reader {self.url}")
 
     @classmethod
-    async def connect(cls, url: str, credentials: Credentials, *, shared: bool, timeout_s: float) -> TTSSocket:
+    async def connect(
+        cls, url: str, credentials: Credentials, *, shared: bool, timeout_s: float, dead_peer_timeout_s: float
+    ) -> TTSSocket:
         url, headers, secrets = await credentials.authenticate(url, token_param="single_use_token")
         websocket = await connect_websocket(
-            url, provider=PROVIDER, headers=headers, open_timeout=timeout_s, http_error=error_from_rest, secrets=secrets
+            url,
+            provider=PROVIDER,
+            headers=headers,
+            open_timeout=timeout_s,
+            dead_peer_timeout_s=dead_peer_timeout_s,
+            http_error=error_from_rest,
+            secrets=secrets,
         )
         return cls(websocket, url=url, shared=shared, secrets=secrets)
 
@@ -82,7 +88,7 @@ class TTSSocket:
         """Send ``message``; a closed socket raises the context's typed error."""
         try:
             await self._websocket.send(json.dumps(message))
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             await asyncio.wait([self._reader], timeout=1.0)  # the reader knows best why the socket closed
             inbox = self._inboxes.get(context_id)
             while inbox is not None and not inbox.empty():
@@ -111,14 +117,14 @@ class TTSSocket:
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
 
-    def _closed(self, exc: ConnectionClosed) -> SpeechBridgeError:
+    def _closed(self, exc: WebSocketClosed) -> SpeechBridgeError:
         return closed_error(exc, provider=PROVIDER, mapper=error_from_close, secrets=self._secrets)
 
     async def _read(self) -> None:
         try:
             async for frame in self._websocket:
                 self._route(parse_tts_server_message(frame))
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             self._fail_all(self._closed(exc))
         except SpeechBridgeError as exc:
             self._fail_all(exc)
@@ -131,7 +137,7 @@ class TTSSocket:
         if context_id is None and len(self._inboxes) == 1:
             context_id = next(iter(self._inboxes))
         if isinstance(message, TTSErrorOut):
-            error = message.to_error()
+            error = scrub_error(message.to_error(), self._secrets)
             if context_id in self._inboxes:
                 self._inboxes[context_id].put_nowait(error)
             else:
@@ -154,22 +160,31 @@ class TTSSocket:
 class TTSSocketPool:
     """The sockets of one provider: one per stream, or shared by URL when ``multiplex``."""
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, *, dead_peer_timeout_s: float = 10.0) -> None:
         self.credentials = credentials
+        self.dead_peer_timeout_s = dead_peer_timeout_s
         self._shared: dict[str, list[TTSSocket]] = {}
         self._single: set[TTSSocket] = set()
         self._lock = asyncio.Lock()
 
     async def socket_for(self, url: str, *, multiplex: bool, timeout_s: float) -> TTSSocket:
         if not multiplex:
-            socket = await TTSSocket.connect(url, self.credentials, shared=False, timeout_s=timeout_s)
+            socket = await TTSSocket.connect(
+                url, self.credentials, shared=False, timeout_s=timeout_s, dead_peer_timeout_s=self.dead_peer_timeout_s
+            )
             self._single = {s for s in self._single if not s.closed} | {socket}
             return socket
         async with self._lock:
             sockets = [s for s in self._shared.get(url, []) if not s.closed]
             reusable = next((s for s in sockets if s.accepts()), None)
             if reusable is None:
-                reusable = await TTSSocket.connect(url, self.credentials, shared=True, timeout_s=timeout_s)
+                reusable = await TTSSocket.connect(
+                    url,
+                    self.credentials,
+                    shared=True,
+                    timeout_s=timeout_s,
+                    dead_peer_timeout_s=self.dead_peer_timeout_s,
+                )
                 sockets.append(reusable)
             self._shared[url] = sockets
             return reusable

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -134,18 +135,26 @@ def parse_output_format(name: str, *, streaming: bool = False) -> AudioFormat:
     """What an ``output_format`` string holds (``wav_*`` only on the non-streaming endpoints)."""
     table = STREAMING_OUTPUT_FORMATS if streaming else OUTPUT_FORMATS
     if name not in table:
-        raise ConfigError(f"output_format={name!r} is not accepted", allowed=table, provider=PROVIDER)
+        raise ConfigError(f"output_format={_shown(name)} is not accepted", allowed=table, provider=PROVIDER)
     return table[name]
 
 
 # --- shared reading ---------------------------------------------------------------------------------------------
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def _load(frame: str | bytes) -> dict[str, Any]:
     try:
         message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
+    except RecursionError:
+        raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object", provider=PROVIDER)
     return message
@@ -166,14 +175,40 @@ def _encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _typed(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-    value = message.get(name, default)
-    if value is not None and not isinstance(value, kind):
-        raise ProtocolError(f"malformed {name!r}: {value!r}", provider=PROVIDER)
-    return value
-
-
 _NUMBER = (int, float)
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _typed(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    """``message[name]`` if it is of ``kind`` (a bool is no number; numbers are finite floats); ``default`` when it is
+    missing or null."""
+    value = message.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
+        if kind is not _NUMBER:
+            return value
+        if (number := _finite(value)) is not None:
+            return number
+    raise ProtocolError(f"malformed {name!r}: {_shown(value)}", provider=PROVIDER)
+
+
+def _times(values: Any, scale: float = 1.0) -> tuple[float, ...]:
+    """A list of finite numbers, each times ``scale``."""
+    numbers = tuple(_finite(value) for value in values) if isinstance(values, list) else (None,)
+    if None in numbers:
+        raise ProtocolError(f"malformed times: {_shown(values)}", provider=PROVIDER)
+    return tuple(number * scale for number in numbers)  # type: ignore[operator]
 
 
 # --- STT batch --------------------------------------------------------------------------------------------------
@@ -198,7 +233,7 @@ def parse_batch_words(body: Mapping[str, Any]) -> tuple[BatchWord, ...]:
     parsed = []
     for entry in words:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("text"), str):
-            raise ProtocolError(f"malformed word: {entry!r}", provider=PROVIDER)
+            raise ProtocolError(f"malformed word: {_shown(entry)}", provider=PROVIDER)
         start = _typed(entry, "start", _NUMBER)
         end = _typed(entry, "end", _NUMBER)
         parsed.append(
@@ -266,7 +301,7 @@ def parse_stt_client_message(frame: str | bytes) -> AudioChunkIn:
     message = _load(frame)
     kind = message.get("message_type", "input_audio_chunk")
     if kind != "input_audio_chunk":
-        raise ProtocolError(f"unknown message_type {kind!r} (accepted: input_audio_chunk)", provider=PROVIDER)
+        raise ProtocolError(f"unknown message_type {_shown(kind)} (accepted: input_audio_chunk)", provider=PROVIDER)
     return AudioChunkIn(
         _decode_base64(message.get("audio_base_64"), "audio_base_64"),
         _typed(message, "commit", bool, False) is True,
@@ -450,7 +485,7 @@ def parse_tts_client_message(frame: str | bytes) -> TTSClientMessage:
         return CloseContextIn(context_id)
     settings = message.get("voice_settings")
     if settings is not None and not isinstance(settings, dict):
-        raise ProtocolError(f"malformed 'voice_settings': {settings!r}", provider=PROVIDER)
+        raise ProtocolError(f"malformed 'voice_settings': {_shown(settings)}", provider=PROVIDER)
     key = message.get("xi_api_key", message.get("xi-api-key"))
     flush = _typed(message, "flush", bool, False) is True
     text = _typed(message, "text", str)
@@ -460,6 +495,12 @@ def parse_tts_client_message(frame: str | bytes) -> TTSClientMessage:
 
 
 # --- TTS: alignment ---------------------------------------------------------------------------------------------
+
+
+def _chars(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(char, str) for char in value):
+        raise ProtocolError(f"malformed alignment characters: {_shown(value)}", provider=PROVIDER)
+    return tuple(value)
 
 
 @attrs.frozen
@@ -475,14 +516,16 @@ class Alignment:
         """``{"chars", "charStartTimesMs", "charDurationsMs"}`` (times relative to the chunk)."""
         if value is None:
             return None
-        try:
-            chars = tuple(str(char) for char in value["chars"])
-            starts = tuple(float(ms) / 1000 for ms in value["charStartTimesMs"])
-            ends = tuple(s + float(ms) / 1000 for s, ms in zip(starts, value["charDurationsMs"], strict=True))
-        except (KeyError, TypeError, ValueError):
-            raise ProtocolError(f"malformed alignment: {str(value)[:120]}", provider=PROVIDER) from None
-        if len(chars) != len(starts):
+        if not isinstance(value, Mapping):
+            raise ProtocolError(f"malformed alignment: {_shown(value)}", provider=PROVIDER)
+        chars = _chars(value.get("chars"))
+        starts = _times(value.get("charStartTimesMs"), 0.001)
+        durations = _times(value.get("charDurationsMs"), 0.001)
+        if not len(chars) == len(starts) == len(durations):
             raise ProtocolError("alignment lists differ in length", provider=PROVIDER)
+        ends = tuple(start + duration for start, duration in zip(starts, durations, strict=True))
+        if not all(map(math.isfinite, ends)):
+            raise ProtocolError("alignment times are out of range", provider=PROVIDER)
         return cls(chars, starts, ends)
 
     @classmethod
@@ -490,12 +533,11 @@ class Alignment:
         """``{"characters", "character_start_times_seconds", "character_end_times_seconds"}``."""
         if value is None:
             return None
-        try:
-            chars = tuple(str(char) for char in value["characters"])
-            starts = tuple(float(s) for s in value["character_start_times_seconds"])
-            ends = tuple(float(s) for s in value["character_end_times_seconds"])
-        except (KeyError, TypeError, ValueError):
-            raise ProtocolError(f"malformed alignment: {str(value)[:120]}", provider=PROVIDER) from None
+        if not isinstance(value, Mapping):
+            raise ProtocolError(f"malformed alignment: {_shown(value)}", provider=PROVIDER)
+        chars = _chars(value.get("characters"))
+        starts = _times(value.get("character_start_times_seconds"))
+        ends = _times(value.get("character_end_times_seconds"))
         if not len(chars) == len(starts) == len(ends):
             raise ProtocolError("alignment lists differ in length", provider=PROVIDER)
         return cls(chars, starts, ends)
@@ -621,7 +663,7 @@ def parse_tts_server_message(frame: str | bytes) -> TTSServerMessage:
         return TTSErrorOut(
             str(message.get("error") or "error"),
             str(message.get("message") or message.get("error") or "unknown error"),
-            code if isinstance(code, int) else None,
+            code if isinstance(code, int) and not isinstance(code, bool) else None,
             context_id,
         )
     return TTSAudioOut(
@@ -708,7 +750,7 @@ def error_from_rest(status: int, body: str) -> SpeechBridgeError:
     kind = ""
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     detail = parsed.get("detail") if isinstance(parsed, dict) else None
     if isinstance(detail, dict):
@@ -716,7 +758,9 @@ def error_from_rest(status: int, body: str) -> SpeechBridgeError:
         text = str(detail.get("message") or kind or text)
     elif isinstance(detail, list):
         text = "; ".join(
-            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail if isinstance(d, dict)
+            f"{'.'.join(map(str, d['loc'] if isinstance(d.get('loc'), list) else []))}: {d.get('msg')}"
+            for d in detail
+            if isinstance(d, dict)
         )
     if kind:
         typed = _by_status(kind, text, status, retryable=status >= 500)

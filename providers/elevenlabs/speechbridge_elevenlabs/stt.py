@@ -14,14 +14,12 @@ import math
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
 from speechbridge.audio import AudioFormat, decode, resample
 from speechbridge.errors import AudioFormatError, ProtocolError, SpeechBridgeError, TransportError
 from speechbridge.events import Flushed, Ready, StreamEnded, Transcript, TurnEnded, Word
 from speechbridge.stt import STTCapabilities, STTProvider, STTStream
-from speechbridge.transports import closed_error, connect_websocket, send_request
+from speechbridge.transports import scrub_error, send_request
+from speechbridge.websocket import WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .client import ElevenLabsClient
 from .protocol import (
@@ -156,31 +154,43 @@ class ElevenLabsSTTStream(STTStream):
     silence: such a commit ends a turn (``TurnEnded`` with the turn's text, flushed segments included), and so does
     the commit of ``end()``. Commits carry no id, so answers are matched in order; since a vendor commit may cross one
     of ours, the stream waits ``0.3`` s of quiet after the answer to ``end()`` for one more.
+
+    **Drops.** A session that drops (cut, dead peer, a close or a retryable error before the answer to ``end()``)
+    is replaced by a new one as :class:`~speechbridge.stt.STTStream` describes: the audio after the last committed
+    transcript is sent again, then the commits still unanswered (matched in order to the new session's committed
+    transcripts) and the commit of ``end()`` if it was asked for. A fixed single-use ``token`` cannot open a second
+    session: give a callable that mints one per use, or an API key.
     """
+
+    reconnectable: ClassVar[bool] = True
 
     def __init__(self, stt: ElevenLabsSTT, format: AudioFormat, settings: ElevenLabsSTTSettings) -> None:
         audio_format, wire_format = input_format_for(format)
-        super().__init__(PROVIDER, format=format, wire_format=wire_format)
+        super().__init__(PROVIDER, format=format, wire_format=wire_format, reliability=stt.reliability)
         self.settings = settings
         self.audio_format = audio_format
         self.session_id: str | None = None
         self._credentials = stt.credentials()  # a missing key fails before connecting
+        self._dead_peer_timeout_s = stt.reliability.dead_peer_timeout_s
         self._url = f"{settings.ws_url}{STT_WS_PATH}?{urlencode(settings.realtime_query(audio_format))}"
-        self._websocket: ClientConnection | None = None
+        self._websocket: WebSocket | None = None
         self._secrets: tuple[str, ...] = ()
-        self._commits: collections.deque[int] = collections.deque()
+        self._commits: collections.deque[int] = collections.deque()  # this session's unanswered commits
         self._turn_text: list[str] = []
-        self._turn_end: float | None = None
+        self._turn_end: float | None = None  # in the stream's timeline (it may come from an earlier session)
         self._vad = settings.commit_strategy == "vad"
         self._ending = False
 
     async def _open(self) -> None:
+        self._commits.clear()
+        self._ending = False
         url, headers, self._secrets = await self._credentials.authenticate(self._url)
         self._websocket = await connect_websocket(
             url,
             provider=PROVIDER,
             headers=headers,
             open_timeout=self.settings.timeout_s,
+            dead_peer_timeout_s=self._dead_peer_timeout_s,
             http_error=error_from_rest,
             secrets=self._secrets,
         )
@@ -191,10 +201,10 @@ class ElevenLabsSTTStream(STTStream):
             raise TransportError(
                 f"no 'session_started' within {self.settings.timeout_s:g} s", provider=PROVIDER
             ) from None
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             raise self._closed(exc) from None
         if isinstance(first, STTErrorOut):
-            raise first.to_error()
+            raise scrub_error(first.to_error(), self._secrets)
         if not isinstance(first, SessionStarted):
             raise ProtocolError(f"expected 'session_started' first, the server sent {first!r}", provider=PROVIDER)
         self.session_id = first.session_id
@@ -224,15 +234,13 @@ class ElevenLabsSTTStream(STTStream):
         assert self._websocket is not None
         try:
             await self._websocket.send(json.dumps(message))
-        except ConnectionClosed as exc:
-            error = self._error or self._closed(exc)
-            self._fail(error)
-            raise error from None
+        except WebSocketClosed as exc:
+            raise self._error or self._closed(exc) from None
 
-    def _closed(self, exc: ConnectionClosed) -> SpeechBridgeError:
+    def _closed(self, exc: WebSocketClosed) -> SpeechBridgeError:
         return closed_error(exc, provider=PROVIDER, mapper=error_from_close, secrets=self._secrets)
 
-    async def _read(self, websocket: ClientConnection) -> None:
+    async def _read(self, websocket: WebSocket) -> None:
         try:
             while True:
                 if self._ending:
@@ -246,7 +254,7 @@ class ElevenLabsSTTStream(STTStream):
                 self._handle(parse_stt_server_message(frame))
                 if self._ending and not self._vad:
                     break
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             if not self._ending:
                 raise self._closed(exc) from None
         self._end_turn()
@@ -254,7 +262,7 @@ class ElevenLabsSTTStream(STTStream):
 
     def _handle(self, message: STTServerMessage) -> None:
         if isinstance(message, STTErrorOut):
-            raise message.to_error()
+            raise scrub_error(message.to_error(), self._secrets)
         if isinstance(message, PartialTranscript):
             if self.settings.interim_results and message.text.strip():
                 self._emit(Transcript(message.text.strip(), False))
@@ -267,7 +275,7 @@ class ElevenLabsSTTStream(STTStream):
         if final.text:
             self._emit(final)
             self._turn_text.append(final.text)
-            self._turn_end = final.end_s
+            self._turn_end = None if final.end_s is None else final.end_s + self.session_start_s
         if marker == END or self._ending:
             self._ending = True
         elif marker is not None:
@@ -277,5 +285,6 @@ class ElevenLabsSTTStream(STTStream):
 
     def _end_turn(self) -> None:
         if self._vad and self._turn_text:
-            self._emit(TurnEnded(" ".join(self._turn_text), "vendor", self._turn_end))
+            end = None if self._turn_end is None else self._turn_end - self.session_start_s
+            self._emit(TurnEnded(" ".join(self._turn_text), "vendor", end))  # the base shifts it back
         self._turn_text, self._turn_end = [], None

@@ -89,7 +89,7 @@ class ElevenLabsTTS(ElevenLabsClient, TTSProvider[ElevenLabsTTSSettings]):
     @property
     def pool(self) -> TTSSocketPool:
         if self._pool is None:
-            self._pool = TTSSocketPool(self.credentials())
+            self._pool = TTSSocketPool(self.credentials(), dead_peer_timeout_s=self.reliability.dead_peer_timeout_s)
         return self._pool
 
     async def aclose(self) -> None:

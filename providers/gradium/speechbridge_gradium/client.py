@@ -43,12 +43,12 @@ class GradiumClient(Provider[Any]):
     def pool(self) -> ConnectionPool:
         """The sockets of this provider's streams."""
         if self._pool is None:
-            self._pool = ConnectionPool(self.credentials())
+            self._pool = ConnectionPool(self.credentials(), dead_peer_timeout_s=self.reliability.dead_peer_timeout_s)
         return self._pool
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = http_client(timeout_s=self.settings.timeout_s)
+            self._http = http_client(timeout_s=self.settings.timeout_s, reliability=self.reliability)
         return self._http
 
     async def aclose(self) -> None:

@@ -27,6 +27,8 @@ request on the socket (close codes through :func:`protocol.error_from_code`). Ke
 from __future__ import annotations
 
 import asyncio
+import base64
+import collections
 import contextlib
 import inspect
 import itertools
@@ -38,12 +40,11 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from speechbridge.errors import ConfigError, ProtocolError, SpeechBridgeError, StreamClosed, TransportError
 from speechbridge.provider import Secret
-from speechbridge.transports import closed_error, connect_websocket, redact_url
+from speechbridge.transports import redact_url
+from speechbridge.websocket import Message, WebSocket, WebSocketClosed, closed_error, connect_websocket
 
 from .protocol import (
     PROVIDER,
@@ -133,31 +134,51 @@ class GradiumRequest:
         self.connection = connection
         self.client_req_id = client_req_id
         self.finished = False  # EndOfStreamOut was received
-        self._inbox: asyncio.Queue[ServerMessage | SpeechBridgeError] = asyncio.Queue()
+        self._inbox: collections.deque[ServerMessage | SpeechBridgeError] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._error: SpeechBridgeError | None = None
         self._closed = False
+        self._stamp = f',"client_req_id":{json.dumps(client_req_id)}' if client_req_id is not None else ""
+        self._on_message: Callable[[ServerMessage], None] | None = None
+        self._on_error: Callable[[SpeechBridgeError], None] | None = None
 
     def __repr__(self) -> str:
         return f"<GradiumRequest {self.client_req_id or 'single'} on {self.connection!r}>"
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a ``client_*`` message, stamped with this request's ``client_req_id``."""
+        self._check_open()
+        if self.client_req_id is not None:
+            message = {**message, "client_req_id": self.client_req_id}
+        await self.connection._send(json.dumps(message), self)
+
+    async def send_audio(self, audio: bytes) -> None:
+        """Send ``audio`` as an ``audio`` message: the same JSON as ``send(client_audio(audio))``, written directly
+        (base64 needs no escaping), since this runs for every 80 ms of every stream."""
+        self._check_open()
+        encoded = base64.b64encode(audio).decode()
+        await self.connection._send(f'{{"type":"audio","audio":"{encoded}"{self._stamp}}}', self)
+
+    def _check_open(self) -> None:
         if self._error is not None:
             raise self._error
         if self._closed or self.finished:
             raise StreamClosed("this Gradium request is over: nothing more can be sent", provider=PROVIDER)
-        if self.client_req_id is not None:
-            message = {**message, "client_req_id": self.client_req_id}
-        await self.connection._send(message, self)
 
     async def receive(self) -> ServerMessage:
         """The next server message of this request; raises the request's typed error."""
         if self._closed:
             raise StreamClosed("this Gradium request was closed", provider=PROVIDER)
-        item = await self._inbox.get()
+        while not self._inbox:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._inbox[0]
         if isinstance(item, SpeechBridgeError):
-            self._inbox.put_nowait(item)
-            raise item
+            raise item  # stays in the inbox: every later receive() raises it too
+        self._inbox.popleft()
         return item
 
     async def ready(self, timeout_s: float) -> ReadyOut:
@@ -196,12 +217,40 @@ class GradiumRequest:
     def _deliver(self, message: ServerMessage) -> None:
         if isinstance(message, EndOfStreamOut):
             self.finished = True
-        self._inbox.put_nowait(message)
+        self._put(message)
 
     def _fail(self, error: SpeechBridgeError) -> None:
         if self._error is None and not self.finished:
             self._error = error
-            self._inbox.put_nowait(error)
+            self._put(error)
+
+    def listen(
+        self, on_message: Callable[[ServerMessage], None], on_error: Callable[[SpeechBridgeError], None]
+    ) -> None:
+        """Hand each message to ``on_message`` as it arrives (those already received first), and the request's
+        failure, or a :class:`SpeechBridgeError` raised by ``on_message``, to ``on_error``: no queue and no task in
+        between, for the live path. :meth:`receive` is not used afterwards."""
+        self._on_message, self._on_error = on_message, on_error
+        while self._inbox:
+            self._dispatch(self._inbox.popleft())
+
+    def _put(self, item: ServerMessage | SpeechBridgeError) -> None:
+        if self._on_message is not None:
+            self._dispatch(item)
+            return
+        self._inbox.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _dispatch(self, item: ServerMessage | SpeechBridgeError) -> None:
+        assert self._on_message is not None and self._on_error is not None
+        if isinstance(item, SpeechBridgeError):
+            self._on_error(item)
+            return
+        try:
+            self._on_message(item)
+        except SpeechBridgeError as error:
+            self._on_error(error)
 
 
 class GradiumConnection:
@@ -212,9 +261,7 @@ class GradiumConnection:
     it carries exactly one request.
     """
 
-    def __init__(
-        self, websocket: ClientConnection, *, url: str, multiplexed: bool, secrets: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, websocket: WebSocket, *, url: str, multiplexed: bool, secrets: tuple[str, ...] = ()) -> None:
         self.url = redact_url(url)
         self.multiplexed = multiplexed
         self.opened_at = time.monotonic()
@@ -225,7 +272,7 @@ class GradiumConnection:
         self._requests: dict[str | None, GradiumRequest] = {}
         self._ids = itertools.count(1)
         self._error: SpeechBridgeError | None = None
-        self._reader = asyncio.get_running_loop().create_task(self._read(), name=f"gradium reader {self.url}")
+        websocket.listen(self._on_frame, self._on_close)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._requests)} active"
@@ -233,19 +280,31 @@ class GradiumConnection:
 
     @classmethod
     async def connect(
-        cls, url: str, credentials: Credentials, *, multiplexed: bool = False, timeout_s: float = 10.0
+        cls,
+        url: str,
+        credentials: Credentials,
+        *,
+        multiplexed: bool = False,
+        timeout_s: float = 10.0,
+        dead_peer_timeout_s: float = 10.0,
     ) -> GradiumConnection:
         """Open a socket to ``url`` (a full ``ws(s)://.../speech/asr`` or ``/speech/tts`` URL)."""
         url, headers, secrets = await credentials.authenticate(url)
         websocket = await connect_websocket(
-            url, provider=PROVIDER, headers=headers, open_timeout=timeout_s, http_error=error_from_rest, secrets=secrets
+            url,
+            provider=PROVIDER,
+            headers=headers,
+            open_timeout=timeout_s,
+            dead_peer_timeout_s=dead_peer_timeout_s,
+            http_error=error_from_rest,
+            secrets=secrets,
         )
         log.debug("connected to %s", redact_url(url))
         return cls(websocket, url=url, multiplexed=multiplexed, secrets=secrets)
 
     @property
     def closed(self) -> bool:
-        return self._reader.done()
+        return self._websocket.closed is not None
 
     @property
     def active(self) -> int:
@@ -279,7 +338,7 @@ class GradiumConnection:
         self._requests[client_req_id] = request
         self.requests_started += 1
         try:
-            await self._send(client_setup(setup), request)
+            await self._send(json.dumps(client_setup(setup)), request)
         except BaseException:
             self._requests.pop(client_req_id, None)
             raise
@@ -291,16 +350,11 @@ class GradiumConnection:
         self._fail_all(StreamClosed(f"the connection to {self.url} was closed", provider=PROVIDER))
         with contextlib.suppress(Exception):
             await self._websocket.close()
-        if not self._reader.done():
-            self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
 
-    async def _send(self, message: dict[str, Any], request: GradiumRequest) -> None:
+    async def _send(self, text: str, request: GradiumRequest) -> None:
         try:
-            await self._websocket.send(json.dumps(message))
-        except ConnectionClosed as exc:
-            await asyncio.wait([self._reader], timeout=1.0)  # the reader knows best why the socket closed
+            await self._websocket.send(text)
+        except WebSocketClosed as exc:
             error = (
                 request._error
                 or self._error
@@ -319,19 +373,18 @@ class GradiumConnection:
         if not self.multiplexed or (self.retired and not self._requests):
             await self.aclose()
 
-    async def _read(self) -> None:
+    def _on_frame(self, frame: Message) -> None:
         try:
-            async for frame in self._websocket:
-                self._route(parse_server_message(frame))
-        except ConnectionClosed as exc:
-            self._fail_all(closed_error(exc, provider=PROVIDER, mapper=error_from_code, secrets=self._secrets))
+            message = parse_server_message(frame)
         except SpeechBridgeError as exc:
+            self._error = exc
             self._fail_all(exc)
-            await self._websocket.close(1002, "malformed message")
-        else:
-            self._fail_all(
-                TransportError("the server closed the connection before the request finished", provider=PROVIDER)
-            )
+            asyncio.get_running_loop().create_task(self._websocket.close(1002, "malformed message"))
+            return
+        self._route(message)
+
+    def _on_close(self, closed: WebSocketClosed) -> None:
+        self._fail_all(closed_error(closed, provider=PROVIDER, mapper=error_from_code, secrets=self._secrets))
 
     def _route(self, message: ServerMessage) -> None:
         stamped = self.multiplexed and message.client_req_id is not None
@@ -369,7 +422,8 @@ class ConnectionPool:
     """Sockets of one provider, by URL: single-use ones for plain requests, shared ones for multiplexed requests.
 
     ``max_requests`` bounds the concurrent requests on one shared socket (more opens another); a shared socket takes
-    no new request once it is ``max_age_s`` old, and closes when its last request is released.
+    no new request once it is ``max_age_s`` old, and closes when its last request is released. A socket whose server
+    answers nothing, not even a ping, for ``dead_peer_timeout_s`` is dropped (its requests fail with TransportError).
     """
 
     def __init__(
@@ -378,11 +432,13 @@ class ConnectionPool:
         *,
         max_requests: int = DEFAULT_MAX_REQUESTS,
         max_age_s: float = DEFAULT_MAX_AGE_S,
+        dead_peer_timeout_s: float = 10.0,
     ) -> None:
         if max_requests < 1:
             raise ConfigError(f"max_requests must be at least 1, not {max_requests!r}", provider=PROVIDER)
         self.credentials = credentials
         self.max_requests = max_requests
+        self.dead_peer_timeout_s = dead_peer_timeout_s
         self.max_age_s = max_age_s
         self._shared: dict[str, list[GradiumConnection]] = {}
         self._lock = asyncio.Lock()
@@ -393,7 +449,9 @@ class ConnectionPool:
         the request; ``timeout_s`` bounds connecting."""
         if multiplex:
             return await self._start_shared(url, setup, timeout_s)
-        single = await GradiumConnection.connect(url, self.credentials, timeout_s=timeout_s)
+        single = await GradiumConnection.connect(
+            url, self.credentials, timeout_s=timeout_s, dead_peer_timeout_s=self.dead_peer_timeout_s
+        )
         self._single = {c for c in self._single if not c.closed} | {single}
         try:
             return await single.start(setup)
@@ -412,7 +470,13 @@ class ConnectionPool:
             connections = [c for c in connections if not c.closed]
             shared = next((c for c in connections if c.accepts(self.max_requests, self.max_age_s)), None)
             if shared is None:
-                shared = await GradiumConnection.connect(url, self.credentials, multiplexed=True, timeout_s=timeout_s)
+                shared = await GradiumConnection.connect(
+                    url,
+                    self.credentials,
+                    multiplexed=True,
+                    timeout_s=timeout_s,
+                    dead_peer_timeout_s=self.dead_peer_timeout_s,
+                )
                 connections.append(shared)
             self._shared[url] = connections
             return await shared.start(setup)

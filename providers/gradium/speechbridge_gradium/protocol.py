@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
@@ -213,25 +214,54 @@ def client_end_of_stream(client_req_id: str | None = None) -> dict[str, Any]:
 
 def _load(frame: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     """A frame's JSON object; an already parsed one (an NDJSON line) passes through."""
-    if isinstance(frame, Mapping):
+    if not isinstance(frame, (str, bytes, bytearray)):
         message: Any = frame
     else:
         try:
             message = json.loads(frame)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
-    if not isinstance(message, Mapping) or not isinstance(message.get("type"), str):
+        except RecursionError:
+            raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
+    if not (type(message) is dict or isinstance(message, Mapping)) or not isinstance(message.get("type"), str):
         raise ProtocolError("message is not a JSON object with a string 'type'", provider=PROVIDER)
     return message
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    value = message.get(name, default)
-    if value is ...:
-        raise ProtocolError(f"{message['type']!r} message has no {name!r}", provider=PROVIDER)
-    if value is not None and value is not default and not isinstance(value, kind):
-        raise ProtocolError(f"{message['type']!r} message has a malformed {name!r}: {value!r}", provider=PROVIDER)
-    return value
+    """``message[name]`` if it is of ``kind`` (a bool is no number; numbers must be finite); ``default`` when it is
+    missing or null, and without a default a missing field is an error."""
+    value = message.get(name)
+    if value is None:
+        if default is ...:
+            raise ProtocolError(f"{_shown(message['type'])} message has no {name!r}", provider=PROVIDER)
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) == (bool in kinds) and isinstance(value, kinds):
+        if float not in kinds or isinstance(value, str):
+            return value
+        if (number := _finite(value)) is not None:
+            return number
+    raise ProtocolError(
+        f"{_shown(message['type'])} message has a malformed {name!r}: {_shown(value)}", provider=PROVIDER
+    )
 
 
 def read_json_config(value: Any) -> dict[str, Any]:
@@ -241,7 +271,7 @@ def read_json_config(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidRequest(
                 f"json_config is not valid JSON: {value[:80]!r}", provider=PROVIDER, code=1003
             ) from None
@@ -263,8 +293,9 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
     """Read a client's message (the server side)."""
     message = _load(frame)
     kind = message["type"]
-    req = _field(message, "client_req_id", (str, int), None)
-    req = str(req) if req is not None else None
+    req = message.get("client_req_id")
+    if req is not None:
+        req = str(_field(message, "client_req_id", (str, int)))
     if kind == "setup":
         is_tts = any(key in message for key in ("voice_id", "voice", "output_format")) and "input_format" not in message
         return Setup(
@@ -287,7 +318,7 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         return FlushIn(message.get("flush_id", 0), req)
     if kind == "end_of_stream":
         return EndOfStreamIn(req)
-    raise ProtocolError(f"unknown message type {kind!r}", provider=PROVIDER)
+    raise ProtocolError(f"unknown message type {_shown(kind)}", provider=PROVIDER)
 
 
 # --- server -> client -------------------------------------------------------------------------------------------
@@ -367,6 +398,29 @@ ServerMessage: TypeAlias = (
 _NUMBER = (int, float)
 
 
+def _vad_pairs(entries: list[Any]) -> tuple[tuple[float, float], ...]:
+    """``step.vad`` as ``(horizon_s, inactivity_prob)`` pairs by horizon; plain finite floats are taken as they are."""
+    pairs = []
+    for entry in entries:
+        if type(entry) is dict:
+            horizon, probability = entry.get("horizon_s"), entry.get("inactivity_prob")
+            if type(horizon) is type(probability) is float and math.isfinite(horizon) and math.isfinite(probability):
+                pairs.append((horizon, probability))
+                continue
+        pairs.append(_vad_pair(entry))
+    pairs.sort()
+    return tuple(pairs)
+
+
+def _vad_pair(entry: Any) -> tuple[float, float]:
+    """A ``step.vad`` entry as ``(horizon_s, inactivity_prob)``."""
+    horizon = _finite(entry.get("horizon_s")) if isinstance(entry, Mapping) else None
+    probability = _finite(entry.get("inactivity_prob")) if isinstance(entry, Mapping) else None
+    if horizon is None or probability is None:
+        raise ProtocolError(f"'step' message has a malformed 'vad' entry: {_shown(entry)}", provider=PROVIDER)
+    return horizon, probability
+
+
 def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessage:
     """Read a server's message (client side), raw or already parsed; unknown types come back as :class:`OtherOut`."""
     message = _load(frame)
@@ -379,7 +433,7 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
             _field(message, "request_id", str, None),
             _field(message, "sample_rate", int, None),
             _field(message, "frame_size", int, None),
-            delay if isinstance(delay, _NUMBER) else None,
+            _finite(delay),
             req,
         )
     if kind == "text":
@@ -388,13 +442,11 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
     if kind == "end_text":
         return EndTextOut(float(_field(message, "stop_s", _NUMBER)), req)
     if kind == "step":
-        vad = _field(message, "vad", list)
-        try:
-            pairs = tuple(sorted((float(entry["horizon_s"]), float(entry["inactivity_prob"])) for entry in vad))
-        except (KeyError, TypeError, ValueError):
-            raise ProtocolError(f"'step' message has a malformed 'vad': {vad!r}", provider=PROVIDER) from None
+        vad, index, total = message.get("vad"), message.get("step_idx", 0), message.get("total_duration_s", 0.0)
+        if type(vad) is list and type(index) is int and type(total) is float and math.isfinite(total):
+            return StepOut(_vad_pairs(vad), index, total, req)  # the hot path, every 80 ms
         return StepOut(
-            pairs,
+            _vad_pairs(_field(message, "vad", list)),
             int(_field(message, "step_idx", int, 0)),
             float(_field(message, "total_duration_s", _NUMBER, 0.0)),
             req,
@@ -412,7 +464,8 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
         return EndOfStreamOut(req)
     if kind == "error":
         code = message.get("code")
-        return ErrorOut(str(message.get("message", "unknown error")), code if isinstance(code, int) else None, req)
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        return ErrorOut(str(message.get("message", "unknown error")), code, req)
     return OtherOut(kind, req)
 
 
@@ -485,7 +538,7 @@ def server_error(message: str, code: int) -> dict[str, Any]:
 
 _AUTH_WORDS = re.compile(r"api key|token|auth|unauthori[sz]ed|forbidden", re.IGNORECASE)
 _QUOTA_WORDS = re.compile(r"credit|concurren|quota|limit", re.IGNORECASE)
-_REST_ERROR = re.compile(r"^error from server (?P<code>\d+): (?P<reason>.*)$", re.DOTALL)
+_REST_ERROR = re.compile(r"^error from server (?P<code>\d{1,9}): (?P<reason>.*)$", re.DOTALL)
 
 
 def error_from_code(code: int | None, message: str) -> SpeechBridgeError:
@@ -511,7 +564,7 @@ def error_from_rest(status: int, body: str) -> SpeechBridgeError:
         return error_from_code(int(match["code"]), match["reason"])
     try:
         detail = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         detail = None
     if isinstance(detail, dict):
         text = str(detail.get("detail") or detail.get("error") or detail.get("message") or text)

@@ -13,11 +13,11 @@ import struct
 from typing import Any, ClassVar, Final
 
 from speechbridge.audio import AudioFormat, decode, resample
-from speechbridge.errors import AudioFormatError, ConfigError, ProtocolError, SpeechBridgeError
+from speechbridge.errors import AudioFormatError, ConfigError, ProtocolError
 from speechbridge.events import Flushed, Ready, SpeechStarted, StreamEnded, Transcript, TurnEnded, VADUpdate, Word
 from speechbridge.streams import StreamState
 from speechbridge.stt import STTCapabilities, STTProvider, STTStream
-from speechbridge.transports import iter_ndjson, stream_request
+from speechbridge.transports import iter_ndjson, scrub_error, stream_request
 from speechbridge.turns import SemanticTurnDetector
 
 from .client import GradiumClient
@@ -38,7 +38,6 @@ from .protocol import (
     Setup,
     StepOut,
     TextOut,
-    client_audio,
     client_end_of_stream,
     client_flush,
     error_from_rest,
@@ -212,7 +211,7 @@ class GradiumSTT(GradiumClient, STTProvider[GradiumSTTSettings]):
             async for line in iter_ndjson(response, provider=PROVIDER):
                 message = parse_server_message(line)
                 if isinstance(message, ErrorOut):
-                    raise message.to_error()
+                    raise scrub_error(message.to_error(), secrets)
                 if isinstance(message, TextOut):
                     builder.add(message)
                 elif isinstance(message, EndTextOut):
@@ -243,36 +242,48 @@ class GradiumSTTStream(STTStream):
     ignored for ``turn_cooldown_s`` after any flush. A turn found after ``end()`` (audio sent faster than real time)
     cannot be flushed: it ends with the stream, ``TurnEnded`` just before ``StreamEnded``; a turn that is still
     going on when the stream ends gets no ``TurnEnded``.
+
+    **Drops.** A dropped socket (or a retryable error frame) starts a new request, on a new socket or, multiplexed,
+    through the pool, as :class:`~speechbridge.stt.STTStream` describes: interim words of the old request are
+    superseded by the replay, the turn's final text so far is kept.
     """
+
+    reconnectable: ClassVar[bool] = True
 
     def __init__(self, stt: GradiumSTT, format: AudioFormat, settings: GradiumSTTSettings) -> None:
         input_format, wire_format = input_format_for(format)
-        super().__init__(PROVIDER, format=format, wire_format=wire_format)
+        super().__init__(PROVIDER, format=format, wire_format=wire_format, reliability=stt.reliability)
         self.settings = settings
         self.input_format = input_format
         self.url = settings.ws_url + STT_WS_PATH
         self.request_id: str | None = None
         self._pool = stt.pool  # resolves the credentials now: a missing key fails before connecting
         self._request: GradiumRequest | None = None
-        self._builder = TranscriptBuilder(settings.language)
         self._turn_text: list[str] = []
-        self._turn_last_end: float | None = None
+        self._turn_last_end: float | None = None  # in the stream's timeline (it may come from an earlier request)
+        self._in_turn = False  # SpeechStarted was emitted and the turn has not ended
         self._ready_sent = False
-        self._turn_ends_with_stream = False  # a turn ended after end(), when no flush could be sent
         self._flush_ids = itertools.count(1)
+        self._new_session()
+
+    def _new_session(self) -> None:
+        """Forget what belongs to one request: its interim words, its flushes, its VAD history."""
+        self._builder = TranscriptBuilder(self.settings.language)
+        self._turn_ends_with_stream = False  # a turn ended after end(), when no flush could be sent
         self._flushes: dict[str, int | None] = {}  # wire flush_id -> the caller's flush id, None for a turn's
         self._turns = (
             SemanticTurnDetector(
-                settings.turn_horizon_s,
-                threshold=settings.turn_threshold,
-                steps=settings.turn_steps,
-                cooldown_s=settings.turn_cooldown_s,
+                self.settings.turn_horizon_s,
+                threshold=self.settings.turn_threshold,
+                steps=self.settings.turn_steps,
+                cooldown_s=self.settings.turn_cooldown_s,
             )
-            if settings.turn_detection
+            if self.settings.turn_detection
             else None
         )
 
     async def _open(self) -> None:
+        self._new_session()
         setup = Setup(
             kind="stt",
             model_name=self.settings.model,
@@ -282,12 +293,14 @@ class GradiumSTTStream(STTStream):
         self._request = await self._pool.start(
             self.url, setup, multiplex=self.settings.multiplex, timeout_s=self.settings.timeout_s
         )
-        if self.settings.wait_for_ready:
+        if self.settings.wait_for_ready or self._ready_sent:  # a new request after a drop is confirmed first
             self._on_ready(await self._request.ready(self.settings.timeout_s))
-        self._spawn(self._read(self._request))
+        session = self._session
+        self._request.listen(self._handle, lambda error: self._session_failed(error, session))
 
     async def _send_frame(self, frame: bytes) -> None:
-        await self._send(client_audio(frame))
+        assert self._request is not None
+        await self._request.send_audio(frame)
 
     async def _send_flush(self, flush_id: int) -> None:
         await self._flush(flush_id)
@@ -301,11 +314,7 @@ class GradiumSTTStream(STTStream):
 
     async def _send(self, message: dict[str, Any]) -> None:
         assert self._request is not None
-        try:
-            await self._request.send(message)
-        except SpeechBridgeError as error:
-            self._fail(error)
-            raise
+        await self._request.send(message)
 
     async def _flush(self, flush_id: int | None) -> None:
         wire_id = next(self._flush_ids)
@@ -315,27 +324,25 @@ class GradiumSTTStream(STTStream):
         await self._send(client_flush(wire_id))
 
     def _on_ready(self, ready: ReadyOut) -> None:
+        self.request_id = ready.request_id
         if self._ready_sent:
             return
         self._ready_sent = True
-        self.request_id = ready.request_id
         self._emit(Ready(request_id=ready.request_id, sample_rate=self.wire_format.sample_rate or ready.sample_rate))
 
-    async def _read(self, request: GradiumRequest) -> None:
-        async for message in request:
-            await self._handle(message)
-
-    async def _handle(self, message: ServerMessage) -> None:
+    def _handle(self, message: ServerMessage) -> None:
+        """One server message, handed over by the request as soon as it is parsed (no task in between)."""
         if isinstance(message, ReadyOut):
             self._on_ready(message)
         elif isinstance(message, TextOut):
-            if not self._builder.words and not self._turn_text:
+            if not self._in_turn:
+                self._in_turn = True
                 self._emit(SpeechStarted(message.start_s))
             self._emit(self._builder.add(message))
         elif isinstance(message, EndTextOut):
             self._builder.end_text(message)
         elif isinstance(message, StepOut):
-            await self._step(message)
+            self._step(message)
         elif isinstance(message, FlushedOut):
             self._flushed(message)
         elif isinstance(message, EndOfStreamOut):
@@ -344,7 +351,7 @@ class GradiumSTTStream(STTStream):
                 self._end_turn()
             self._emit(StreamEnded())
 
-    async def _step(self, message: StepOut) -> None:
+    def _step(self, message: StepOut) -> None:
         if not message.vad:
             return
         time_s = message.total_duration_s or round((message.step_idx + 1) * FRAME_S, 6)
@@ -355,7 +362,7 @@ class GradiumSTTStream(STTStream):
         if self._turns.update(time_s, message.vad, has_pending_text=pending) is None:
             return
         if self.state is StreamState.OPEN:
-            await self._flush(None)
+            self._spawn(self._flush(None))
         else:  # after end() no flush may be sent: end_of_stream drains the words, and the turn ends with them
             self._turn_ends_with_stream = True
 
@@ -374,8 +381,9 @@ class GradiumSTTStream(STTStream):
 
     def _end_turn(self) -> None:
         if self._turn_text:
-            self._emit(TurnEnded(" ".join(self._turn_text), "semantic_vad", self._turn_last_end))
-        self._turn_text, self._turn_last_end = [], None
+            last_end = None if self._turn_last_end is None else self._turn_last_end - self.session_start_s
+            self._emit(TurnEnded(" ".join(self._turn_text), "semantic_vad", last_end))  # the base shifts it back
+        self._turn_text, self._turn_last_end, self._in_turn = [], None, False
 
     def _finalize(self) -> None:
         final = self._builder.finalize()
@@ -384,4 +392,4 @@ class GradiumSTTStream(STTStream):
         self._emit(final)
         if final.text:
             self._turn_text.append(final.text)
-        self._turn_last_end = final.end_s
+        self._turn_last_end = None if final.end_s is None else final.end_s + self.session_start_s

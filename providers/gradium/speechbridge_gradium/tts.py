@@ -148,7 +148,7 @@ class GradiumTTS(GradiumClient, TTSProvider[GradiumTTSSettings]):
             body["pronunciation_id"] = settings.pronunciation_id
         request: dict[str, Any] = {
             "provider": PROVIDER,
-            "mapper": error_from_rest,
+            "mapper": lambda status, text: _typed(error_from_rest(status, text), settings.voice),  # never retried
             "secrets": secrets,
             "headers": headers,
             "json": body,

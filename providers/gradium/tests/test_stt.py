@@ -412,8 +412,8 @@ async def test_a_bad_key_fails_the_stream_at_open_and_is_not_retryable(server: t
 
 
 async def test_an_error_frame_1011_is_a_retryable_provider_error() -> None:
-    async with faulty(Faults(error_after=4)) as url:
-        stt = GradiumSTT(api_key=KEY, base_url=url, turn_detection=False)
+    async with faulty(Faults(error_after=4)) as url:  # with no reconnect budget (reconnects: test_reconnect.py)
+        stt = GradiumSTT(api_key=KEY, base_url=url, turn_detection=False, reliability={"reconnects": 0})
         async with stt.stream(format="pcm_16000") as stream:
             await stream.send_audio(tones(3))
             with pytest.raises(ProviderError) as caught:
@@ -425,8 +425,8 @@ async def test_an_error_frame_1011_is_a_retryable_provider_error() -> None:
 
 
 async def test_a_dropped_connection_is_a_transport_error() -> None:
-    async with faulty(Faults(drop_after=3)) as url:
-        stt = GradiumSTT(api_key=KEY, base_url=url, turn_detection=False)
+    async with faulty(Faults(drop_after=3)) as url:  # with no reconnect budget (reconnects: test_reconnect.py)
+        stt = GradiumSTT(api_key=KEY, base_url=url, turn_detection=False, reliability={"reconnects": 0})
         async with stt.stream(format="pcm_16000") as stream:
             await stream.send_audio(tones(3))
             with pytest.raises(TransportError):

@@ -34,10 +34,12 @@ from .stt import STTSession, transcribe_request
 from .tts import TTSSession, read_generation_request, sse_messages, synthesize_request
 from .voices import VoiceCatalog
 
-__all__ = ["CartesiaFront", "make_app"]
+__all__ = ["MAX_BODY_BYTES", "CartesiaFront", "make_app"]
 
 STREAMING_STT_MODELS: Final = (*STT_MODELS, "ink-2")
 MEDIA_TYPES: Final = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
+"""The largest request body the front reads (HTTP 413 above): about an hour of 16 kHz WAV, two of MP3."""
 
 
 class CartesiaFront:
@@ -216,6 +218,6 @@ def make_app(
         WebSocketRoute(STT_WS_PATH, front.stt_socket),
         WebSocketRoute(TTS_WS_PATH, front.tts_socket),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, max_body_size=MAX_BODY_BYTES)
     app.state.front = front
     return app

@@ -4,7 +4,9 @@ Each WebSocket context is one stream of the TTS provider: generation requests be
 ``flush: true`` a ``flush()`` answered by ``flush_done``, ``continue: false`` an ``end()`` answered by ``done``, and
 ``cancel`` closes the stream at once. ``generation_config.speed`` is passed to the provider as ``speed``; the other
 generation fields (``language``, ``volume``, ``emotion``, ``max_buffer_delay_ms``) do not change a provider's voice
-and are not forwarded.
+and are not forwarded. A socket holds at most :data:`MAX_CONTEXTS` contexts (more is a 429 ``concurrency_limited``
+error), and a context at most :data:`MAX_PENDING_BYTES` of text its provider has not taken: the socket is not read
+further until it has, so a client sending faster than speech is made is slowed down instead of filling memory.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ from ..protocol import (
 from .failures import failure_of
 from .voices import VoiceCatalog
 
-__all__ = ["TTSSession", "read_generation_request", "sse_messages", "synthesize_request"]
+__all__ = ["MAX_CONTEXTS", "MAX_PENDING_BYTES", "TTSSession", "read_generation_request", "sse_messages",
+           "synthesize_request"]  # fmt: skip
 
 SSE_CHUNK_S: Final = 0.1
+MAX_CONTEXTS: Final = 64  # open at once on one socket (Cartesia: "dozens"); each is a stream of the provider
+MAX_PENDING_BYTES: Final = 1024 * 1024
+"""Text a context may hold before its provider takes it (about 17 minutes of speech)."""
+_REQUEST_BYTES: Final = 256  # what a request costs beyond its transcript: a flood of empty ones counts too
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -89,12 +96,27 @@ class _Context:
         self.first: GenerationRequest | None = None
         self.stream: TTSStream | None = None
         self.flushes = 0
+        self.pending_bytes = 0
+        self._drained = asyncio.Event()
         self.task = asyncio.create_task(self._run())
+        self.task.add_done_callback(lambda _: self._drained.set())
 
     def put(self, request: GenerationRequest) -> None:
         self.first = self.first or request
         self.ended = not request.continue_
+        self.pending_bytes += len(request.transcript) + _REQUEST_BYTES
         self.requests.put_nowait(request)
+
+    async def room(self) -> None:
+        """Return once the text queued and not yet taken by the provider is within :data:`MAX_PENDING_BYTES`."""
+        while self.pending_bytes > MAX_PENDING_BYTES and not self.task.done():
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _taken(self, request: GenerationRequest) -> None:
+        self.pending_bytes -= len(request.transcript) + _REQUEST_BYTES
+        if self.pending_bytes <= MAX_PENDING_BYTES:
+            self._drained.set()
 
     async def cancel(self) -> None:
         self.task.cancel()
@@ -117,6 +139,7 @@ class _Context:
                 while request is not None:
                     if request.transcript:
                         await stream.send_text(request.transcript)
+                    self._taken(request)
                     if request.flush:
                         await stream.flush()
                     if not request.continue_:
@@ -224,14 +247,26 @@ class TTSSession:
             )
             return
         if context is None:
+            if len(self.contexts) >= MAX_CONTEXTS:
+                await self.send(
+                    server_error(
+                        f"this socket already has {MAX_CONTEXTS} contexts open: finish or cancel one first",
+                        429,
+                        title="Too many concurrent requests",
+                        error_code="concurrency_limited",
+                        context_id=message.context_id,
+                    )
+                )
+                return
             context = self.contexts[message.context_id] = _Context(message.context_id, self)
         context.put(message)
+        await context.room()
 
 
 def _context_id_of(text: str) -> str | None:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     context = message.get("context_id") if isinstance(message, dict) else None
     return str(context) if context is not None else None

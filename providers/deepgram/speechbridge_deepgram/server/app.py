@@ -33,11 +33,13 @@ from .auth import Denied, KeyRing, presented_credentials
 from .listen import ListenSession, now_iso, stream_options
 from .speak import SpeakSession
 
-__all__ = ["DeepgramFront", "make_app"]
+__all__ = ["MAX_BODY_BYTES", "DeepgramFront", "make_app"]
 
 MEDIA_TYPES: Final = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg_opus": "audio/ogg", "flac": "audio/flac"}
 _REFUSED: Final = (AudioFormatError, ConfigError, InvalidRequest, ProtocolError)
 MAX_GRANT_TTL_S: Final = 3600
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
+"""The largest request body the front reads (HTTP 413 above): about an hour of 16 kHz WAV, two of MP3."""
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -237,6 +239,6 @@ def make_app(
     ``POST /v1/auth/grant`` are accepted as ``Bearer``. ``voices``: Deepgram model -> backend voice.
     """
     front = DeepgramFront(stt, tts, keys=KeyRing(api_keys), voices=voices or {})
-    app = Starlette(routes=front.routes())
+    app = Starlette(routes=front.routes(), max_body_size=MAX_BODY_BYTES)
     app.state.front = front
     return app

@@ -45,12 +45,14 @@ from .auth import KeyRing, Refused
 from .stt import realtime_session, transcribe_upload
 from .tts import SocketSession, TextAligner, is_unknown_voice
 
-__all__ = ["ElevenLabsFront", "make_app"]
+__all__ = ["MAX_BODY_BYTES", "ElevenLabsFront", "make_app"]
 
 REST_CHUNK_BYTES: Final = 16384
 MEDIA_TYPES: Final = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg_opus": "audio/ogg", "mulaw": "audio/basic",
                       "alaw": "audio/x-alaw-basic"}  # fmt: skip
 NULL_FORM_VALUES: Final = ("", "null", "None")
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
+"""The largest request body the front reads (HTTP 413 above): about an hour of 16 kHz WAV, two of MP3."""
 
 
 class ElevenLabsFront:
@@ -296,6 +298,6 @@ def make_app(
     front = ElevenLabsFront(
         stt, tts, keys=KeyRing(api_keys), voice_map=voice_map if voice_map is not None else {DEFAULT_VOICE_ID: None}
     )
-    app = Starlette(routes=front.routes())
+    app = Starlette(routes=front.routes(), max_body_size=MAX_BODY_BYTES)
     app.state.front = front
     return app

@@ -3,6 +3,10 @@
 Each context is a backend TTS stream. Audio is sent one chunk late, so the alignment of the words spoken in a
 chunk travels with it; when the backend confirms a flush (or ends), every character received so far has been aligned:
 words the backend timed get their times, the rest are spread over the audio not yet accounted for.
+
+Limits: a context holds at most :data:`MAX_PENDING_BYTES` of messages its backend has not taken (the socket is not
+read further until it has), and at most :data:`MAX_UNALIGNED_CHARS` characters not yet aligned (more, without a
+flush, is a ``max_character_limit_exceeded`` error).
 """
 
 from __future__ import annotations
@@ -42,9 +46,15 @@ from ..protocol import (
     server_tts_error,
 )
 
-__all__ = ["SocketSession", "TextAligner", "is_unknown_voice", "socket_error"]
+__all__ = ["MAX_PENDING_BYTES", "MAX_UNALIGNED_CHARS", "SocketSession", "TextAligner", "is_unknown_voice",
+           "socket_error"]  # fmt: skip
 
 POLICY: Final = 1008
+MAX_PENDING_BYTES: Final = 1024 * 1024
+"""Text a context may hold before its backend takes it."""
+MAX_UNALIGNED_CHARS: Final = 100_000
+"""Characters received and not yet aligned (the backend has not timed them and no flush came): about 1.5 h of speech."""
+_MESSAGE_BYTES: Final = 256  # what a message costs beyond its text: a flood of empty ones counts too
 _TOKEN = re.compile(r"\s*\S+")
 
 StreamFactory = Callable[[], Awaitable[TTSStream]]
@@ -94,6 +104,10 @@ class TextAligner:
         )
 
 
+def _cost(message: TextIn | None) -> int:
+    return len(message.text or "") + _MESSAGE_BYTES if message is not None else 0
+
+
 class _Context:
     """One context: its backend stream, and the chunk held back for its alignment."""
 
@@ -103,12 +117,33 @@ class _Context:
         self.audio_s = 0.0
         self.held: tuple[bytes, float] | None = None  # (audio, its start)
         self.inbox: asyncio.Queue[TextIn | None] = asyncio.Queue()
+        self.pending_bytes = 0
+        self._drained = asyncio.Event()
         self.tasks = [asyncio.create_task(self._work()), asyncio.create_task(self._pump())]
+        self.tasks[0].add_done_callback(lambda _: self._drained.set())
+
+    def put(self, message: TextIn | None) -> None:
+        self.pending_bytes += _cost(message)
+        self.inbox.put_nowait(message)
+
+    async def room(self) -> None:
+        """Return once the messages queued and not yet taken by the backend are within :data:`MAX_PENDING_BYTES`."""
+        while self.pending_bytes > MAX_PENDING_BYTES and not self.tasks[0].done():
+            self._drained.clear()
+            await self._drained.wait()
 
     async def _work(self) -> None:
         while (message := await self.inbox.get()) is not None:
+            self.pending_bytes -= _cost(message)
+            if self.pending_bytes <= MAX_PENDING_BYTES:
+                self._drained.set()
             if message.text:
                 self.aligner.receive(message.text)
+                if len(self.aligner.text) > MAX_UNALIGNED_CHARS:
+                    raise _TooMuchText(
+                        f"more than {MAX_UNALIGNED_CHARS} characters were sent without a flush: "
+                        "send 'flush': true (or close the context) now and then"
+                    )
                 await self.stream.send_text(message.text)
             if message.flush:
                 await self.stream.flush()
@@ -206,7 +241,7 @@ class SocketSession:
             if isinstance(message, CloseContextIn):
                 context = self.contexts.get(message.context_id)
                 if context is not None:
-                    context.inbox.put_nowait(None)
+                    context.put(None)
                 continue
             context_id = message.context_id if self.multi else None
             if self.multi and context_id is None:
@@ -223,7 +258,8 @@ class SocketSession:
                 self.contexts[context_id] = context
             if self.multi and message.text == "" and not message.flush:
                 continue  # a keep-alive
-            context.inbox.put_nowait(message)
+            context.put(message)
+            await context.room()
             if not self.multi and message.text == "" and not message.flush:
                 await asyncio.wait(context.tasks)
                 with contextlib.suppress(WebSocketDisconnect, RuntimeError):
@@ -232,7 +268,7 @@ class SocketSession:
 
     async def _finish_all(self) -> None:
         for context in self.contexts.values():
-            context.inbox.put_nowait(None)
+            context.put(None)
         await asyncio.gather(*(asyncio.wait(context.tasks) for context in self.contexts.values()))
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await self.websocket.close(1000)
@@ -249,10 +285,16 @@ class _TooMany(QuotaExceeded):
     pass
 
 
+class _TooMuchText(QuotaExceeded):
+    pass
+
+
 def socket_error(error: SpeechBridgeError) -> tuple[str, int]:
     """The ``error`` kind and close code a TTS socket reports ``error`` with."""
     if isinstance(error, _TooMany):
         return "max_active_conversations", POLICY
+    if isinstance(error, _TooMuchText):
+        return "max_character_limit_exceeded", POLICY
     if isinstance(error, AuthenticationError):
         return "invalid_api_key", POLICY
     if is_unknown_voice(error):

@@ -43,7 +43,7 @@ from .stt import STTRequest
 from .tts import TTSRequest
 from .voices import VoiceCatalog
 
-__all__ = ["DEFAULT_CREDITS", "GradiumFront", "make_app"]
+__all__ = ["DEFAULT_CREDITS", "MAX_BODY_BYTES", "GradiumFront", "make_app"]
 
 DEFAULT_CREDITS: Final = {
     "remaining_credits": 1_000_000,
@@ -57,6 +57,8 @@ NDJSON: Final = "application/x-ndjson"
 AUDIO_MEDIA_TYPES: Final = {"wav": "audio/wav", "opus": "audio/ogg", "ulaw_8000": "audio/basic",
                             "mulaw_8000": "audio/basic", "alaw_8000": "audio/x-alaw-basic"}  # fmt: skip
 PREFIXES: Final = ("/api", "")
+MAX_BODY_BYTES: Final = 128 * 1024 * 1024
+"""The largest request body the front reads (HTTP 413 above): about an hour of 16 kHz WAV, two of MP3."""
 
 
 class GradiumFront:
@@ -328,6 +330,6 @@ def make_app(
         credits=DEFAULT_CREDITS if credits is None else credits,
         faults=faults,
     )
-    app = Starlette(routes=front.routes())
+    app = Starlette(routes=front.routes(), max_body_size=MAX_BODY_BYTES)
     app.state.front = front
     return app

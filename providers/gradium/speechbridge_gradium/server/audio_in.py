@@ -2,7 +2,8 @@
 
 Raw formats (``pcm``, ``pcm_<rate>``, ``ulaw_8000``, ``alaw_8000``) are converted as they arrive. WAV is read as it
 arrives too once its header is complete, when its samples are 16-bit or float PCM, mu-law or A-law. Ogg/Opus and
-other WAV encodings are decoded whole: at each flush (what can be decoded so far) and at the end of the stream.
+other WAV encodings are decoded whole: at each flush (what can be decoded so far) and at the end of the stream; a
+request holds at most :data:`MAX_WHOLE_INPUT_BYTES` of them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from speechbridge.errors import AudioFormatError
 from ..protocol import STT_INPUT_FORMATS
 from .failures import POLICY, RequestError
 
-__all__ = ["InputDecoder"]
+__all__ = ["MAX_WHOLE_INPUT_BYTES", "InputDecoder"]
 
 MAX_WAV_HEADER: Final = 1 << 20
+MAX_WHOLE_INPUT_BYTES: Final = 64 * 1024 * 1024
+"""Audio kept to be decoded whole (Ogg/Opus, 24-bit WAV...): over an hour of Opus, 11 min of 24-bit 48 kHz stereo."""
 _UNKNOWN_SIZES: Final = (0, 0xFFFFFFFF)
 _WAV_STREAMABLE: Final = {(1, 16): "pcm_s16le", (3, 32): "pcm_f32le", (7, 8): "mulaw", (6, 8): "alaw"}
 _EXTENSIBLE: Final = 0xFFFE
@@ -54,6 +57,12 @@ class InputDecoder:
             self._header += data
             return self._read_wav_header()
         self._whole += data
+        if len(self._whole) > MAX_WHOLE_INPUT_BYTES:
+            raise RequestError(
+                POLICY,
+                f"{self.input_format} audio is decoded whole and this request sent more than {MAX_WHOLE_INPUT_BYTES} "
+                "bytes of it: end the request and start another, or send pcm",
+            )
         return b""
 
     def flush(self) -> bytes:

@@ -24,8 +24,9 @@ from .failures import POLICY, RequestError
 from .faults import Faults
 from .requests import Request
 
-__all__ = ["DROPPED", "NDJSONChannel", "WebSocketChannel"]
+__all__ = ["DROPPED", "MAX_REQUESTS_PER_SOCKET", "NDJSONChannel", "WebSocketChannel"]
 
+MAX_REQUESTS_PER_SOCKET: Final = 16  # requests open at once on one multiplexed socket, each with its backend stream
 NORMAL_CLOSURE: Final = 1000
 UNSUPPORTED_DATA: Final = 1003
 MAX_REASON_BYTES: Final = 120
@@ -165,6 +166,7 @@ class WebSocketChannel:
             await self._refuse(key, RequestError(POLICY, what), keep_socket=key is not None and self._multiplexed)
             return
         request.put(message)
+        await request.room()  # a request with much unhandled input: stop reading until its worker catches up
 
     async def _set_up(self, setup: Setup) -> None:
         key, keep = setup.client_req_id, not setup.close_ws_on_eos
@@ -175,6 +177,10 @@ class WebSocketChannel:
                 if key is not None
                 else "this socket already has a request: send end_of_stream first, or give requests a client_req_id"
             )
+            await self._refuse(key, RequestError(POLICY, what), keep_socket=keep)
+            return
+        if len(self.requests) >= MAX_REQUESTS_PER_SOCKET:
+            what = f"concurrency limit: this socket already has {MAX_REQUESTS_PER_SOCKET} requests open"
             await self._refuse(key, RequestError(POLICY, what), keep_socket=keep)
             return
         if self.faults is not None and self.faults.reject_setup is not None:

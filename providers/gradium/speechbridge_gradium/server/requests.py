@@ -2,7 +2,10 @@
 
 A request does not know whether it travels over a WebSocket (alone or multiplexed) or over REST: it talks to a
 :class:`Channel`. Its messages are handled in order by one worker task; what the backend produces is read by a
-second task and sent as it comes. Every reply carries the request's ``client_req_id`` when it has one.
+second task and sent as it comes. Every reply carries the request's ``client_req_id`` when it has one. A request
+holds at most :data:`MAX_PENDING_BYTES` of messages its worker has not handled yet: a socket waits for
+:meth:`Request.room` before it reads on, so a client sending faster than the backend takes is slowed down by TCP
+instead of filling memory.
 """
 
 from __future__ import annotations
@@ -12,12 +15,21 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from ..protocol import ClientMessage, EndOfStreamIn, Setup, with_request
+from ..protocol import AudioIn, ClientMessage, EndOfStreamIn, Setup, TextIn, with_request
 from .failures import RequestError
 
-__all__ = ["Channel", "Request"]
+__all__ = ["MAX_PENDING_BYTES", "Channel", "Request"]
+
+MAX_PENDING_BYTES: Final = 4 * 1024 * 1024
+"""Audio and text bytes a request may hold before its worker handles them (87 s of 24 kHz pcm)."""
+_MESSAGE_BYTES: Final = 256  # what a message costs beyond its payload: a flood of empty ones counts too
+
+
+def _cost(message: ClientMessage) -> int:
+    payload = message.audio if isinstance(message, AudioIn) else message.text if isinstance(message, TextIn) else ""
+    return len(payload) + _MESSAGE_BYTES
 
 
 class Channel(Protocol):
@@ -42,6 +54,9 @@ class Request(abc.ABC):
         self.request_id = str(uuid.uuid4())
         self.finished = False
         self._inbox: asyncio.Queue[ClientMessage] = asyncio.Queue()
+        self._pending_bytes = 0
+        self._drained = asyncio.Event()
+        self._taking = True  # the worker still takes messages (until end_of_stream)
         self._tasks: set[asyncio.Task[None]] = set()
         self._opened = False
 
@@ -60,7 +75,25 @@ class Request(abc.ABC):
         self.spawn(self._work)
 
     def put(self, message: ClientMessage) -> None:
-        self._inbox.put_nowait(message)
+        """Queue a message for the worker (one after ``end_of_stream`` is ignored, as it always was)."""
+        if self._taking:
+            self._pending_bytes += _cost(message)
+            self._inbox.put_nowait(message)
+
+    async def room(self) -> None:
+        """Return once the messages queued and not yet handled are within :data:`MAX_PENDING_BYTES`."""
+        while self._pending_bytes > MAX_PENDING_BYTES and self._taking and not self.finished:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _handled(self, message: ClientMessage) -> None:
+        self._pending_bytes -= _cost(message)
+        if self._pending_bytes <= MAX_PENDING_BYTES:
+            self._drained.set()
+
+    def _stop_taking(self) -> None:
+        self._taking = False
+        self._drained.set()
 
     async def emit(self, message: dict[str, Any]) -> None:
         if not self.finished:
@@ -70,12 +103,14 @@ class Request(abc.ABC):
         """Called after ``end_of_stream`` was sent."""
         if not self.finished:
             self.finished = True
+            self._stop_taking()
             await self.channel.request_done(self)
 
     async def fail(self, error: BaseException) -> None:
         if self.finished:
             return
         self.finished = True
+        self._stop_taking()
         await self.channel.request_failed(self, RequestError.from_error(error))
 
     def spawn(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -87,6 +122,7 @@ class Request(abc.ABC):
     async def cancel(self) -> None:
         """Stop all work and release the backend (the client left, or the request failed)."""
         self.finished = True
+        self._stop_taking()
         current = asyncio.current_task()
         others = [task for task in self._tasks if task is not current]
         for task in others:
@@ -108,7 +144,9 @@ class Request(abc.ABC):
         while not self.finished:
             message = await self._inbox.get()
             await self._handle(message)
+            self._handled(message)
             if isinstance(message, EndOfStreamIn):
+                self._stop_taking()
                 return
 
     @abc.abstractmethod
