@@ -35,8 +35,9 @@ def _count(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 class Reliability:
     """Retry, reconnect and timeout policy.
 
-    - ``retries``: further tries of a REST request after a retryable failure (0: never retry). A stream's first
-      connection is not retried: its failure reaches the caller (or a ``FallbackSTT``) at once. A 429 waits its ``Retry-After``; other failures back off exponentially, with jitter.
+    - ``retries``: further tries of a REST request after a retryable failure (0: never retry). A 429 waits its
+      ``Retry-After``; other failures back off exponentially, with jitter. A stream's first connection is not
+      retried: its failure reaches the caller (or a ``FallbackSTT``) at once.
     - ``reconnects``: how many times in a row a live stream may reconnect after its connection drops; audio not yet
       covered by a final transcript is replayed, so no word is lost. Past the budget the stream fails with the error.
     - ``backoff_s`` / ``max_backoff_s``: the first delay, doubled each attempt up to the cap.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +19,11 @@ from speechbridge.plugins import ProviderRegistry, build_registry, plugin_manage
 from speechbridge.settings import between, one_of
 from speechbridge.stt import STTCapabilities, STTProvider, STTStream
 from speechbridge.testing import DEFAULT_TEXT, SpeechSample, make_speech_sample
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Started as a background job, which ignores Ctrl-C and passes that on to every child: give the processes the
+    # tests interrupt on purpose back their KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 from speechbridge.tts import Synthesis, TTSCapabilities, TTSProvider, TTSStream, Voice
 
 pytest_plugins = ("pytester",)
