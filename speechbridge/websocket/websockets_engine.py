@@ -51,6 +51,8 @@ def _closed_from(exc: ConnectionClosed) -> WebSocketClosed:
         return WebSocketClosed(exc.rcvd.code, exc.rcvd.reason)
     if exc.sent is not None and exc.sent.code == 1011 and "ping timeout" in exc.sent.reason:
         return WebSocketClosed(None, "no answer to a ping in time", dead_peer=True)
+    if exc.sent is not None and exc.sent.code == 1009:  # we refused a message over the size limit
+        return WebSocketClosed(1009, exc.sent.reason)
     return WebSocketClosed(None)
 
 

@@ -61,6 +61,8 @@ from speechbridge.testing.scripted import ScriptedSTTStream
 
 load_profile()
 
+FRONT_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024  # uvicorn's ws_max_size, which LiveServer and serve() keep
+
 SERVER_EXAMPLES: Final = [
     server_stt_ready("req", "default", 24000, 10),
     server_tts_ready("req", "default", 48000),
@@ -264,3 +266,13 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_read(path: str) -> 
     async with LiveServer(make_app(ScriptedSTT(script="hello"), ScriptedTTS(), api_keys=["key"])) as server:
         assert await declared_body_status(server.url, path, MAX_BODY_BYTES + 1, {"x-api-key": "key"}) == 413
         assert await declared_body_status(server.url, path, 0, {"x-api-key": "key"}) != 413
+
+
+async def test_a_websocket_message_over_the_servers_limit_is_refused() -> None:
+    async with LiveServer(make_app(ScriptedSTT(script="hello"), ScriptedTTS(), api_keys=["key"])) as server:
+        url = server.ws_url + "/api/speech/asr"
+        async with websockets.connect(url, additional_headers={"x-api-key": "key"}) as ws:
+            await ws.send("x" * (FRONT_MAX_MESSAGE_BYTES + 1))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1009
