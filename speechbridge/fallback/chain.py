@@ -3,10 +3,11 @@ and the relay that carries a live stream from one member's stream to the next.""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import attrs
 from attrs import AttrsInstance
@@ -21,7 +22,7 @@ from ..errors import (
     UnsupportedFeature,
 )
 from ..provider import Provider
-from ..reliability import is_retryable
+from ..reliability import Reliability, is_retryable
 from ..settings import COMMON_OPTIONS, between, build_settings, settings_fields
 from ..streams import EventStream
 
@@ -29,6 +30,7 @@ __all__ = [
     "FAILOVER_OPTIONS",
     "AllProvidersFailed",
     "Attempt",
+    "Chain",
     "FailoverSettings",
     "Members",
     "Relay",
@@ -129,6 +131,62 @@ def common_capabilities(capabilities: Sequence[C]) -> C:
             declared = [value for value in mine if value] or [()]  # an empty list declares nothing
             values[field.name] = tuple(item for item in declared[0] if all(item in value for value in declared))
     return type(first)(**values)
+
+
+class Chain(Provider[FailoverSettings], Generic[P, C]):
+    """What :class:`~speechbridge.fallback.FallbackSTT` and ``FallbackTTS`` share: their members in order, the
+    capabilities all of them have, the member serving new requests, and closing them all.
+
+    Subclasses set ``kind`` ("stt" or "tts"), ``member_type`` and ``_probe`` (a small real request to a member).
+    """
+
+    name: ClassVar[str] = "fallback"
+    Settings: ClassVar[type[Any]] = FailoverSettings
+    kind: ClassVar[str]
+    member_type: ClassVar[type[Provider[Any]]]
+
+    def __init__(
+        self,
+        providers: Sequence[P],
+        *,
+        no_output_timeout_s: float = 10.0,
+        probe_interval_s: float = 30.0,
+        reliability: Reliability | Mapping[str, Any] | None = None,
+    ) -> None:
+        members = tuple(providers)
+        if not members or not all(isinstance(member, self.member_type) for member in members):
+            raise ConfigError(
+                f"{type(self).__name__} takes a non-empty list of {self.kind.upper()} providers, not {providers!r}"
+            )
+        super().__init__(
+            reliability=reliability, no_output_timeout_s=no_output_timeout_s, probe_interval_s=probe_interval_s
+        )
+        self.members: Members[P] = Members(self.kind, members, self._probe, self.settings)
+        self._capabilities: C = common_capabilities([member.capabilities for member in members])  # type: ignore[attr-defined]
+
+    @abc.abstractmethod
+    async def _probe(self, provider: P) -> None:
+        """A small real request to ``provider``: a failed member serves again once this succeeds."""
+
+    @property
+    def capabilities(self) -> C:
+        """What every provider of the chain can do, so a request behaves the same whichever serves it."""
+        return self._capabilities
+
+    @property
+    def providers(self) -> tuple[P, ...]:
+        return self.members.providers
+
+    @property
+    def active(self) -> P:
+        """The provider new requests go to first."""
+        return self.members.active
+
+    async def aclose(self) -> None:
+        await self.members.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}([{', '.join(member.name for member in self.providers)}])"
 
 
 class Members(Generic[P]):

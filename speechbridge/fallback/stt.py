@@ -8,13 +8,13 @@ import operator
 import sys
 from array import array
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import attrs
 
 from ..audio import AudioFormat, PCMAudio, duration_of
-from ..errors import AudioFormatError, ConfigError, TransportError
+from ..errors import AudioFormatError, TransportError
 from ..events import (
     Flushed,
     ProviderSwitched,
@@ -26,14 +26,12 @@ from ..events import (
     TurnEnded,
     VADUpdate,
 )
-from ..reliability import Reliability
 from ..stt import STTCapabilities, STTProvider, STTStream
 from .chain import (
     Attempt,
+    Chain,
     FailoverSettings,
-    Members,
     Relay,
-    common_capabilities,
     first_success,
     forward_options,
     log,
@@ -78,7 +76,7 @@ def _shifted(event: STTEvent, offset_s: float) -> STTEvent:
     return event
 
 
-async def _probe(provider: STTProvider[Any]) -> None:
+async def _probe_stt(provider: STTProvider[Any]) -> None:
     """A small real request: half a second of silence, transcribed (or streamed, by a streaming-only provider)."""
     if provider.capabilities.batch:
         await provider.transcribe(PROBE)
@@ -89,7 +87,7 @@ async def _probe(provider: STTProvider[Any]) -> None:
         await stream.collect()
 
 
-class FallbackSTT(STTProvider[FailoverSettings]):
+class FallbackSTT(Chain[STTProvider[Any], STTCapabilities], STTProvider[FailoverSettings]):  # type: ignore[override]
     """Speech-to-text over ``providers``, tried in order: the first is the primary, the others standbys.
 
     A request moves to the next provider when one fails for a reason of its own (see
@@ -103,39 +101,11 @@ class FallbackSTT(STTProvider[FailoverSettings]):
     >>> stt = FallbackSTT([GradiumSTT(), DeepgramSTT(), LocalSTT()], no_output_timeout_s=5)
     """
 
-    name: ClassVar[str] = "fallback"
-    Settings: ClassVar[type[Any]] = FailoverSettings
+    kind: ClassVar[str] = "stt"
+    member_type: ClassVar[type[Any]] = STTProvider
 
-    def __init__(
-        self,
-        providers: Sequence[STTProvider[Any]],
-        *,
-        no_output_timeout_s: float = 10.0,
-        probe_interval_s: float = 30.0,
-        reliability: Reliability | Mapping[str, Any] | None = None,
-    ) -> None:
-        members = tuple(providers)
-        if not members or not all(isinstance(member, STTProvider) for member in members):
-            raise ConfigError(f"FallbackSTT takes a non-empty list of STT providers, not {providers!r}")
-        super().__init__(
-            reliability=reliability, no_output_timeout_s=no_output_timeout_s, probe_interval_s=probe_interval_s
-        )
-        self.members: Members[STTProvider[Any]] = Members("stt", members, _probe, self.settings)
-        self._capabilities = common_capabilities([member.capabilities for member in members])
-
-    @property
-    def capabilities(self) -> STTCapabilities:  # type: ignore[override]
-        """What every provider of the chain can do, so a request behaves the same whichever serves it."""
-        return self._capabilities
-
-    @property
-    def providers(self) -> tuple[STTProvider[Any], ...]:
-        return self.members.providers
-
-    @property
-    def active(self) -> STTProvider[Any]:
-        """The provider new requests go to first."""
-        return self.members.active
+    async def _probe(self, provider: STTProvider[Any]) -> None:
+        await _probe_stt(provider)
 
     def _settings_with(self, options: Mapping[str, Any]) -> FailoverSettings:
         return attrs.evolve(self.settings, per_provider=forward_options(self.providers, options))
@@ -153,12 +123,6 @@ class FallbackSTT(STTProvider[FailoverSettings]):
 
     def _stream(self, format: AudioFormat, settings: FailoverSettings) -> STTStream:
         return FallbackSTTStream(self, format, settings)
-
-    async def aclose(self) -> None:
-        await self.members.aclose()
-
-    def __repr__(self) -> str:
-        return f"FallbackSTT([{', '.join(member.name for member in self.providers)}])"
 
 
 class FallbackSTTStream(STTStream):

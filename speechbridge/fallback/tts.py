@@ -6,7 +6,7 @@ import asyncio
 import math
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import attrs
@@ -14,14 +14,12 @@ import attrs
 from ..audio import AudioFormat
 from ..errors import ConfigError, TransportError
 from ..events import AudioChunk, Flushed, ProviderSwitched, Ready, StreamEnded, WordTiming
-from ..reliability import Reliability
 from ..tts import Synthesis, TTSCapabilities, TTSProvider, TTSStream, Voice
 from .chain import (
     Attempt,
+    Chain,
     FailoverSettings,
-    Members,
     Relay,
-    common_capabilities,
     first_success,
     forward_options,
     log,
@@ -40,7 +38,7 @@ def _plain(word: str) -> str:
     return "".join(char for char in word.casefold() if char.isalnum())
 
 
-async def _probe(provider: TTSProvider[Any]) -> None:
+async def _probe_tts(provider: TTSProvider[Any]) -> None:
     """A small real request: one word, synthesised (or streamed, by a streaming-only provider)."""
     if provider.capabilities.batch:
         audio = (await provider.synthesize(PROBE_TEXT, format="pcm_16000")).audio
@@ -53,7 +51,7 @@ async def _probe(provider: TTSProvider[Any]) -> None:
         raise TransportError("the probe's word came back without audio", provider=provider.name)
 
 
-class FallbackTTS(TTSProvider[FailoverSettings]):
+class FallbackTTS(Chain[TTSProvider[Any], TTSCapabilities], TTSProvider[FailoverSettings]):  # type: ignore[override]
     """Text-to-speech over ``providers``, tried in order: the first is the primary, the others standbys.
 
     Failures and probes work as in :class:`~speechbridge.fallback.FallbackSTT`; the no-output watchdog waits for
@@ -65,40 +63,12 @@ class FallbackTTS(TTSProvider[FailoverSettings]):
     >>> await tts.synthesize("Hello.", voice={"gradium": "YTpq7expH9539ERJ", "local": "heart"})
     """
 
-    name: ClassVar[str] = "fallback"
-    Settings: ClassVar[type[Any]] = FailoverSettings
+    kind: ClassVar[str] = "tts"
+    member_type: ClassVar[type[Any]] = TTSProvider
     default_format: ClassVar[AudioFormat] = AudioFormat("wav")
 
-    def __init__(
-        self,
-        providers: Sequence[TTSProvider[Any]],
-        *,
-        no_output_timeout_s: float = 10.0,
-        probe_interval_s: float = 30.0,
-        reliability: Reliability | Mapping[str, Any] | None = None,
-    ) -> None:
-        members = tuple(providers)
-        if not members or not all(isinstance(member, TTSProvider) for member in members):
-            raise ConfigError(f"FallbackTTS takes a non-empty list of TTS providers, not {providers!r}")
-        super().__init__(
-            reliability=reliability, no_output_timeout_s=no_output_timeout_s, probe_interval_s=probe_interval_s
-        )
-        self.members: Members[TTSProvider[Any]] = Members("tts", members, _probe, self.settings)
-        self._capabilities = common_capabilities([member.capabilities for member in members])
-
-    @property
-    def capabilities(self) -> TTSCapabilities:  # type: ignore[override]
-        """What every provider of the chain can do."""
-        return self._capabilities
-
-    @property
-    def providers(self) -> tuple[TTSProvider[Any], ...]:
-        return self.members.providers
-
-    @property
-    def active(self) -> TTSProvider[Any]:
-        """The provider new requests go to first."""
-        return self.members.active
+    async def _probe(self, provider: TTSProvider[Any]) -> None:
+        await _probe_tts(provider)
 
     async def synthesize(
         self,
@@ -154,12 +124,6 @@ class FallbackTTS(TTSProvider[FailoverSettings]):
 
     def _stream(self, format: AudioFormat, settings: FailoverSettings) -> TTSStream:
         return FallbackTTSStream(self, format, settings)
-
-    async def aclose(self) -> None:
-        await self.members.aclose()
-
-    def __repr__(self) -> str:
-        return f"FallbackTTS([{', '.join(member.name for member in self.providers)}])"
 
 
 class FallbackTTSStream(TTSStream):
