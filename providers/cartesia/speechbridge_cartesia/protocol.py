@@ -9,9 +9,7 @@ in real clients: ``done`` and ``{"type": "close"}`` for the STT ``close``, a voi
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
@@ -29,6 +27,7 @@ from speechbridge.errors import (
     SpeechBridgeError,
     UnknownVoice,
 )
+from speechbridge.wire import decode_base64, finite, parse_json, shown
 
 __all__ = [
     "API_URL",
@@ -114,35 +113,13 @@ def stt_encoding_for(format: AudioFormat) -> str | None:
 # --- shared readers ----------------------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to a readable length for an error message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
-
-
 def _load(frame: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(frame, Mapping):
         return frame
-    try:
-        message = json.loads(frame)
-    except ValueError as exc:
-        raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
-    except RecursionError:
-        raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
+    message = parse_json(frame, provider=PROVIDER)
     if not isinstance(message, Mapping):
         raise ProtocolError("message is not a JSON object", provider=PROVIDER)
     return message
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, _NUMBER):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -151,23 +128,14 @@ def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...],
     value = message.get(name)
     if value is None:
         if default is ...:
-            raise ProtocolError(f"{_shown(message.get('type', 'a'))} message has no {name!r}", provider=PROVIDER)
+            raise ProtocolError(f"{shown(message.get('type', 'a'))} message has no {name!r}", provider=PROVIDER)
         return default
     if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
         if kind is not _NUMBER:
             return value
-        if (number := _finite(value)) is not None:
+        if (number := finite(value)) is not None:
             return number
-    raise ProtocolError(f"message field {name!r} is malformed: {_shown(value)}", provider=PROVIDER)
-
-
-def _decode_base64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ProtocolError("'data' must be a base64 string", provider=PROVIDER)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("'data' is not valid base64", provider=PROVIDER) from None
+    raise ProtocolError(f"message field {name!r} is malformed: {shown(value)}", provider=PROVIDER)
 
 
 # --- TTS requests (client -> server) -----------------------------------------------------------------------------
@@ -186,20 +154,19 @@ class OutputFormat:
         """This format, or :class:`InvalidRequest` naming the field Cartesia would refuse."""
         if self.container not in CONTAINERS:
             raise InvalidRequest(
-                f"output_format.container={_shown(self.container)} is not accepted (accepted: {', '.join(CONTAINERS)})",
+                f"output_format.container={shown(self.container)} is not accepted (accepted: {', '.join(CONTAINERS)})",
                 provider=PROVIDER,
                 code=400,
             )
         if self.container != "mp3" and self.encoding not in TTS_ENCODINGS:
             raise InvalidRequest(
-                f"output_format.encoding={_shown(self.encoding)} is not accepted "
-                f"(accepted: {', '.join(TTS_ENCODINGS)})",
+                f"output_format.encoding={shown(self.encoding)} is not accepted (accepted: {', '.join(TTS_ENCODINGS)})",
                 provider=PROVIDER,
                 code=400,
             )
         if self.sample_rate not in TTS_SAMPLE_RATES:
             raise InvalidRequest(
-                f"output_format.sample_rate={_shown(self.sample_rate)} is not accepted "
+                f"output_format.sample_rate={shown(self.sample_rate)} is not accepted "
                 f"(accepted: {', '.join(map(str, TTS_SAMPLE_RATES))})",
                 provider=PROVIDER,
                 code=400,
@@ -228,7 +195,7 @@ class OutputFormat:
         rate, encoding, bit_rate = value.get("sample_rate"), value.get("encoding"), value.get("bit_rate")
         if encoding is not None and not isinstance(encoding, str):
             raise InvalidRequest(
-                f"output_format.encoding must be a string, not {_shown(encoding)}", provider=PROVIDER, code=400
+                f"output_format.encoding must be a string, not {shown(encoding)}", provider=PROVIDER, code=400
             )
         return cls(
             container=str(value.get("container", "raw")),
@@ -245,7 +212,7 @@ def read_voice_id(value: Any) -> str:
     if isinstance(value, Mapping):
         if value.get("mode", "id") != "id":
             raise InvalidRequest(
-                f"voice mode {_shown(value.get('mode'))} is not supported (accepted: 'id')", provider=PROVIDER, code=400
+                f"voice mode {shown(value.get('mode'))} is not supported (accepted: 'id')", provider=PROVIDER, code=400
             )
         if isinstance(value.get("id"), str) and value["id"]:
             return str(value["id"])
@@ -259,7 +226,7 @@ def _context_id(message: Mapping[str, Any]) -> str | None:
         return context
     if isinstance(context, int) and not isinstance(context, bool):
         return str(context)
-    raise InvalidRequest(f"context_id must be a string, not {_shown(context)}", provider=PROVIDER, code=400)
+    raise InvalidRequest(f"context_id must be a string, not {shown(context)}", provider=PROVIDER, code=400)
 
 
 @attrs.frozen
@@ -449,9 +416,9 @@ ServerMessage: TypeAlias = TranscriptOut | FlushDoneOut | DoneOut | ChunkOut | T
 
 
 def _word(word: Any, start: Any, end: Any, where: str) -> WordOut:
-    start_s, end_s = _finite(start), _finite(end)
+    start_s, end_s = finite(start), finite(end)
     if not isinstance(word, str) or start_s is None or end_s is None:
-        raise ProtocolError(f"malformed {where}: {_shown((word, start, end))}", provider=PROVIDER)
+        raise ProtocolError(f"malformed {where}: {shown((word, start, end))}", provider=PROVIDER)
     return WordOut(word, start_s, end_s)
 
 
@@ -459,7 +426,7 @@ def _words(value: Any) -> tuple[WordOut, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(word, Mapping) for word in value):
-        raise ProtocolError(f"malformed 'words': {_shown(value)}", provider=PROVIDER)
+        raise ProtocolError(f"malformed 'words': {shown(value)}", provider=PROVIDER)
     return tuple(_word(word.get("word"), word.get("start"), word.get("end"), "'words'") for word in value)
 
 
@@ -467,7 +434,7 @@ def _word_timestamps(value: Any) -> tuple[WordOut, ...]:
     fields = [value.get(key) for key in ("words", "start", "end")] if isinstance(value, Mapping) else []
     lists = [items for items in fields if isinstance(items, list)]
     if len(lists) != 3 or len({len(items) for items in lists}) > 1:
-        raise ProtocolError(f"malformed 'word_timestamps': {_shown(value)}", provider=PROVIDER)
+        raise ProtocolError(f"malformed 'word_timestamps': {shown(value)}", provider=PROVIDER)
     return tuple(_word(word, start, end, "'word_timestamps'") for word, start, end in zip(*lists, strict=True))
 
 
@@ -493,7 +460,11 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
     if kind == "done":
         return DoneOut(context)
     if kind == "chunk":
-        return ChunkOut(_decode_base64(message.get("data")), context, _field(message, "flush_id", int, None))
+        return ChunkOut(
+            decode_base64(message.get("data"), "data", provider=PROVIDER),
+            context,
+            _field(message, "flush_id", int, None),
+        )
     if kind == "timestamps":
         return TimestampsOut(_word_timestamps(message.get("word_timestamps")), context)
     if kind == "error":

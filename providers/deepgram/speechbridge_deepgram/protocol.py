@@ -9,7 +9,6 @@ errors.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -27,6 +26,7 @@ from speechbridge.errors import (
     SpeechBridgeError,
 )
 from speechbridge.events import Word
+from speechbridge.wire import finite, shown
 
 __all__ = [
     "API_URL",
@@ -189,19 +189,13 @@ def client_close() -> dict[str, Any]:
     return {"type": "Close"}
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to a readable length for an error message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
-
-
 def _load(text: str | bytes, who: str) -> dict[str, Any]:
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
-        raise ProtocolError(f"{who} sent a text frame that is not JSON: {_shown(text)}", provider=PROVIDER) from None
+        raise ProtocolError(f"{who} sent a text frame that is not JSON: {shown(text)}", provider=PROVIDER) from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ProtocolError(f"{who} sent a message without a 'type': {_shown(text)}", provider=PROVIDER)
+        raise ProtocolError(f"{who} sent a message without a 'type': {shown(text)}", provider=PROVIDER)
     return message
 
 
@@ -211,17 +205,6 @@ def _text(value: Any) -> str | None:
 
 def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if _integer(value) is None and not isinstance(value, float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def parse_client_message(text: str | bytes) -> ClientMessage:
@@ -244,7 +227,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
         "Close": Close(),
     }
     if kind not in simple:
-        raise ProtocolError(f"unknown message type {_shown(kind)}", provider=PROVIDER)
+        raise ProtocolError(f"unknown message type {shown(kind)}", provider=PROVIDER)
     return simple[kind]
 
 
@@ -333,10 +316,10 @@ ServerMessage: TypeAlias = (
 
 def _number(message: Mapping[str, Any], key: str, default: float | None = None) -> float:
     value = message.get(key, default)
-    number = _finite(value)
+    number = finite(value)
     if number is None:
-        what = _shown(message.get("type", "message"))
-        raise ProtocolError(f"{what} needs a finite number {key!r}, not {_shown(value)}", provider=PROVIDER)
+        what = shown(message.get("type", "message"))
+        raise ProtocolError(f"{what} needs a finite number {key!r}, not {shown(value)}", provider=PROVIDER)
     return number
 
 
@@ -346,11 +329,11 @@ def _words(raw: Any) -> tuple[Word, ...]:
     words = []
     for item in raw:
         if not isinstance(item, dict):
-            raise ProtocolError(f"a word is not an object: {_shown(item)}", provider=PROVIDER)
+            raise ProtocolError(f"a word is not an object: {shown(item)}", provider=PROVIDER)
         text = item.get("punctuated_word") or item.get("word")
         if not isinstance(text, str):
-            raise ProtocolError(f"a word has no text: {_shown(item)}", provider=PROVIDER)
-        words.append(Word(text, _number(item, "start"), _number(item, "end"), _finite(item.get("confidence"))))
+            raise ProtocolError(f"a word has no text: {shown(item)}", provider=PROVIDER)
+        words.append(Word(text, _number(item, "start"), _number(item, "end"), finite(item.get("confidence"))))
     return tuple(words)
 
 
@@ -378,7 +361,7 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
             start=_number(message, "start", 0.0),
             duration=_number(message, "duration", 0.0),
             words=_words(alternative.get("words")),
-            confidence=_finite(alternative.get("confidence")),
+            confidence=finite(alternative.get("confidence")),
         )
     if kind == "UtteranceEnd":
         return UtteranceEnd(_number(message, "last_word_end", 0.0))
@@ -387,7 +370,7 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
     if kind == "Metadata" and "model_name" in message:
         return SpeakMetadata(_text(message.get("request_id")), _text(message.get("model_name")))
     if kind == "Metadata":
-        return Metadata(_text(message.get("request_id")), _finite(message.get("duration")))
+        return Metadata(_text(message.get("request_id")), finite(message.get("duration")))
     if kind == "Error":
         description = str(message.get("description") or message.get("message") or "error")
         return ErrorMessage(description, _text(message.get("variant")))
@@ -516,7 +499,7 @@ def parse_listen_response(body: Any) -> tuple[str, tuple[Word, ...], float | Non
     return (
         alternative.get("transcript", ""),
         _words(alternative.get("words")),
-        _finite(alternative.get("confidence")),
+        finite(alternative.get("confidence")),
         _text(channels[0].get("detected_language")),
     )
 
@@ -575,7 +558,7 @@ def stt_wire_format(encoding: str, sample_rate: int) -> AudioFormat:
     """The audio format a ``/v1/listen`` ``encoding`` and ``sample_rate`` name."""
     if encoding not in STT_ENCODINGS:
         raise AudioFormatError(
-            f"encoding={_shown(encoding)} is not accepted (accepted: {', '.join(STT_ENCODINGS)})", provider=PROVIDER
+            f"encoding={shown(encoding)} is not accepted (accepted: {', '.join(STT_ENCODINGS)})", provider=PROVIDER
         )
     return AudioFormat(STT_ENCODINGS[encoding], sample_rate)  # type: ignore[arg-type]
 
@@ -613,12 +596,12 @@ def speak_format(params: Mapping[str, str], *, websocket: bool) -> AudioFormat:
     encodings = TTS_WS_ENCODINGS if websocket else TTS_REST_ENCODINGS
     encoding = params.get("encoding", "linear16")
     if encoding not in encodings:
-        raise AudioFormatError(f"encoding={_shown(encoding)} is not accepted (accepted: {', '.join(encodings)})")
+        raise AudioFormatError(f"encoding={shown(encoding)} is not accepted (accepted: {', '.join(encodings)})")
     rate_text = params.get("sample_rate")
     try:
         rate = int(rate_text) if rate_text else None
     except ValueError:
-        raise AudioFormatError(f"sample_rate={_shown(rate_text)} is not an integer") from None
+        raise AudioFormatError(f"sample_rate={shown(rate_text)} is not an integer") from None
     if encoding in TTS_SAMPLE_RATES:
         rate = rate or TTS_SAMPLE_RATES[encoding][0 if encoding != "linear16" else 2]
         if rate not in TTS_SAMPLE_RATES[encoding]:
@@ -628,9 +611,7 @@ def speak_format(params: Mapping[str, str], *, websocket: bool) -> AudioFormat:
         if container == "wav" and encoding == "linear16":
             return AudioFormat("wav", rate)
         if container != "none":
-            raise AudioFormatError(
-                f"container={_shown(container)} is not accepted for {encoding} here (accepted: none)"
-            )
+            raise AudioFormatError(f"container={shown(container)} is not accepted for {encoding} here (accepted: none)")
         return AudioFormat(TTS_WS_ENCODINGS[encoding], rate)  # type: ignore[arg-type]
     fixed_rate = _CONTAINER_OUTPUTS[TTS_REST_ENCODINGS[encoding]][1]
     return AudioFormat(TTS_REST_ENCODINGS[encoding], fixed_rate or rate or 48000)  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ literal ``"null"`` form fields and ``"voice_settings": null``.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from speechbridge.errors import (
     SpeechBridgeError,
     UnknownVoice,
 )
+from speechbridge.wire import decode_base64, finite, parse_json, shown
 
 __all__ = [
     "API_HOSTS",
@@ -135,26 +135,15 @@ def parse_output_format(name: str, *, streaming: bool = False) -> AudioFormat:
     """What an ``output_format`` string holds (``wav_*`` only on the non-streaming endpoints)."""
     table = STREAMING_OUTPUT_FORMATS if streaming else OUTPUT_FORMATS
     if name not in table:
-        raise ConfigError(f"output_format={_shown(name)} is not accepted", allowed=table, provider=PROVIDER)
+        raise ConfigError(f"output_format={shown(name)} is not accepted", allowed=table, provider=PROVIDER)
     return table[name]
 
 
 # --- shared reading ---------------------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to a readable length for an error message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
-
-
 def _load(frame: str | bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(frame)
-    except ValueError as exc:
-        raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
-    except RecursionError:
-        raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
+    message = parse_json(frame, provider=PROVIDER)
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object", provider=PROVIDER)
     return message
@@ -163,12 +152,7 @@ def _load(frame: str | bytes) -> dict[str, Any]:
 def _decode_base64(text: Any, name: str) -> bytes:
     if text is None or text == "":
         return b""
-    if not isinstance(text, str):
-        raise ProtocolError(f"{name!r} must be a base64 string", provider=PROVIDER)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError(f"{name!r} is not valid base64", provider=PROVIDER) from None
+    return decode_base64(text, name, provider=PROVIDER)
 
 
 def _encode_base64(data: bytes) -> str:
@@ -176,17 +160,6 @@ def _encode_base64(data: bytes) -> str:
 
 
 _NUMBER = (int, float)
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, _NUMBER):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _typed(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
@@ -198,16 +171,16 @@ def _typed(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...],
     if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
         if kind is not _NUMBER:
             return value
-        if (number := _finite(value)) is not None:
+        if (number := finite(value)) is not None:
             return number
-    raise ProtocolError(f"malformed {name!r}: {_shown(value)}", provider=PROVIDER)
+    raise ProtocolError(f"malformed {name!r}: {shown(value)}", provider=PROVIDER)
 
 
 def _times(values: Any, scale: float = 1.0) -> tuple[float, ...]:
     """A list of finite numbers, each times ``scale``."""
-    numbers = tuple(_finite(value) for value in values) if isinstance(values, list) else (None,)
+    numbers = tuple(finite(value) for value in values) if isinstance(values, list) else (None,)
     if None in numbers:
-        raise ProtocolError(f"malformed times: {_shown(values)}", provider=PROVIDER)
+        raise ProtocolError(f"malformed times: {shown(values)}", provider=PROVIDER)
     return tuple(number * scale for number in numbers)  # type: ignore[operator]
 
 
@@ -233,7 +206,7 @@ def parse_batch_words(body: Mapping[str, Any]) -> tuple[BatchWord, ...]:
     parsed = []
     for entry in words:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("text"), str):
-            raise ProtocolError(f"malformed word: {_shown(entry)}", provider=PROVIDER)
+            raise ProtocolError(f"malformed word: {shown(entry)}", provider=PROVIDER)
         start = _typed(entry, "start", _NUMBER)
         end = _typed(entry, "end", _NUMBER)
         parsed.append(
@@ -301,7 +274,7 @@ def parse_stt_client_message(frame: str | bytes) -> AudioChunkIn:
     message = _load(frame)
     kind = message.get("message_type", "input_audio_chunk")
     if kind != "input_audio_chunk":
-        raise ProtocolError(f"unknown message_type {_shown(kind)} (accepted: input_audio_chunk)", provider=PROVIDER)
+        raise ProtocolError(f"unknown message_type {shown(kind)} (accepted: input_audio_chunk)", provider=PROVIDER)
     return AudioChunkIn(
         _decode_base64(message.get("audio_base_64"), "audio_base_64"),
         _typed(message, "commit", bool, False) is True,
@@ -485,7 +458,7 @@ def parse_tts_client_message(frame: str | bytes) -> TTSClientMessage:
         return CloseContextIn(context_id)
     settings = message.get("voice_settings")
     if settings is not None and not isinstance(settings, dict):
-        raise ProtocolError(f"malformed 'voice_settings': {_shown(settings)}", provider=PROVIDER)
+        raise ProtocolError(f"malformed 'voice_settings': {shown(settings)}", provider=PROVIDER)
     key = message.get("xi_api_key", message.get("xi-api-key"))
     flush = _typed(message, "flush", bool, False) is True
     text = _typed(message, "text", str)
@@ -499,7 +472,7 @@ def parse_tts_client_message(frame: str | bytes) -> TTSClientMessage:
 
 def _chars(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(char, str) for char in value):
-        raise ProtocolError(f"malformed alignment characters: {_shown(value)}", provider=PROVIDER)
+        raise ProtocolError(f"malformed alignment characters: {shown(value)}", provider=PROVIDER)
     return tuple(value)
 
 
@@ -517,7 +490,7 @@ class Alignment:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            raise ProtocolError(f"malformed alignment: {_shown(value)}", provider=PROVIDER)
+            raise ProtocolError(f"malformed alignment: {shown(value)}", provider=PROVIDER)
         chars = _chars(value.get("chars"))
         starts = _times(value.get("charStartTimesMs"), 0.001)
         durations = _times(value.get("charDurationsMs"), 0.001)
@@ -534,7 +507,7 @@ class Alignment:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            raise ProtocolError(f"malformed alignment: {_shown(value)}", provider=PROVIDER)
+            raise ProtocolError(f"malformed alignment: {shown(value)}", provider=PROVIDER)
         chars = _chars(value.get("characters"))
         starts = _times(value.get("character_start_times_seconds"))
         ends = _times(value.get("character_end_times_seconds"))

@@ -9,7 +9,6 @@ any JSON type (echoed unchanged), ``stream_id`` missing or null, ``delay_in_toke
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -27,6 +26,7 @@ from speechbridge.errors import (
     QuotaExceeded,
     SpeechBridgeError,
 )
+from speechbridge.wire import decode_base64, finite, parse_json, shown
 
 __all__ = [
     "API_HOSTS",
@@ -214,35 +214,10 @@ def client_end_of_stream(client_req_id: str | None = None) -> dict[str, Any]:
 
 def _load(frame: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     """A frame's JSON object; an already parsed one (an NDJSON line) passes through."""
-    if not isinstance(frame, (str, bytes, bytearray)):
-        message: Any = frame
-    else:
-        try:
-            message = json.loads(frame)
-        except ValueError as exc:
-            raise ProtocolError(f"not a JSON message: {exc}", provider=PROVIDER) from None
-        except RecursionError:
-            raise ProtocolError("a JSON message is nested too deeply", provider=PROVIDER) from None
+    message = parse_json(frame, provider=PROVIDER) if isinstance(frame, (str, bytes, bytearray)) else frame
     if not (type(message) is dict or isinstance(message, Mapping)) or not isinstance(message.get("type"), str):
         raise ProtocolError("message is not a JSON object with a string 'type'", provider=PROVIDER)
     return message
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to a readable length for an error message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -251,17 +226,15 @@ def _field(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...],
     value = message.get(name)
     if value is None:
         if default is ...:
-            raise ProtocolError(f"{_shown(message['type'])} message has no {name!r}", provider=PROVIDER)
+            raise ProtocolError(f"{shown(message['type'])} message has no {name!r}", provider=PROVIDER)
         return default
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) == (bool in kinds) and isinstance(value, kinds):
         if float not in kinds or isinstance(value, str):
             return value
-        if (number := _finite(value)) is not None:
+        if (number := finite(value)) is not None:
             return number
-    raise ProtocolError(
-        f"{_shown(message['type'])} message has a malformed {name!r}: {_shown(value)}", provider=PROVIDER
-    )
+    raise ProtocolError(f"{shown(message['type'])} message has a malformed {name!r}: {shown(value)}", provider=PROVIDER)
 
 
 def read_json_config(value: Any) -> dict[str, Any]:
@@ -278,15 +251,6 @@ def read_json_config(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest("json_config must be a JSON object", provider=PROVIDER, code=1003)
     return value
-
-
-def _decode_base64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ProtocolError("'audio' must be a base64 string", provider=PROVIDER)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("'audio' is not valid base64", provider=PROVIDER) from None
 
 
 def parse_client_message(frame: str | bytes) -> ClientMessage:
@@ -311,14 +275,14 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
             close_ws_on_eos=_field(message, "close_ws_on_eos", bool, True) is not False,
         )
     if kind == "audio":
-        return AudioIn(_decode_base64(message.get("audio")), req)
+        return AudioIn(decode_base64(message.get("audio"), "audio", provider=PROVIDER), req)
     if kind == "text":
         return TextIn(_field(message, "text", str), req)
     if kind == "flush":
         return FlushIn(message.get("flush_id", 0), req)
     if kind == "end_of_stream":
         return EndOfStreamIn(req)
-    raise ProtocolError(f"unknown message type {_shown(kind)}", provider=PROVIDER)
+    raise ProtocolError(f"unknown message type {shown(kind)}", provider=PROVIDER)
 
 
 # --- server -> client -------------------------------------------------------------------------------------------
@@ -414,10 +378,10 @@ def _vad_pairs(entries: list[Any]) -> tuple[tuple[float, float], ...]:
 
 def _vad_pair(entry: Any) -> tuple[float, float]:
     """A ``step.vad`` entry as ``(horizon_s, inactivity_prob)``."""
-    horizon = _finite(entry.get("horizon_s")) if isinstance(entry, Mapping) else None
-    probability = _finite(entry.get("inactivity_prob")) if isinstance(entry, Mapping) else None
+    horizon = finite(entry.get("horizon_s")) if isinstance(entry, Mapping) else None
+    probability = finite(entry.get("inactivity_prob")) if isinstance(entry, Mapping) else None
     if horizon is None or probability is None:
-        raise ProtocolError(f"'step' message has a malformed 'vad' entry: {_shown(entry)}", provider=PROVIDER)
+        raise ProtocolError(f"'step' message has a malformed 'vad' entry: {shown(entry)}", provider=PROVIDER)
     return horizon, probability
 
 
@@ -433,7 +397,7 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
             _field(message, "request_id", str, None),
             _field(message, "sample_rate", int, None),
             _field(message, "frame_size", int, None),
-            _finite(delay),
+            finite(delay),
             req,
         )
     if kind == "text":
@@ -455,7 +419,7 @@ def parse_server_message(frame: str | bytes | Mapping[str, Any]) -> ServerMessag
         return FlushedOut(message.get("flush_id"), req)
     if kind == "audio":
         return AudioOut(
-            _decode_base64(message.get("audio")),
+            decode_base64(message.get("audio"), "audio", provider=PROVIDER),
             _field(message, "start_s", _NUMBER, None),
             _field(message, "stop_s", _NUMBER, None),
             req,
