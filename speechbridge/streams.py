@@ -8,7 +8,7 @@ import collections
 import enum
 from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from .errors import SpeechBridgeError, StreamClosed
 from .events import Flushed, StreamEnded
@@ -25,6 +25,9 @@ class StreamState(enum.Enum):
     ENDED = "ended"  # StreamEnded was emitted
     FAILED = "failed"
     CLOSED = "closed"
+
+
+_OVER: Final = (StreamState.CLOSED, StreamState.FAILED, StreamState.ENDED)  # no more events (enums hash slowly)
 
 
 class EventStream(abc.ABC, Generic[E]):
@@ -87,12 +90,13 @@ class EventStream(abc.ABC, Generic[E]):
 
     async def _iterate(self) -> AsyncIterator[Any]:
         """Events up to ``StreamEnded``; an error (or closing) is raised to every iterator, now and later."""
+        loop = asyncio.get_running_loop()
         while True:
             if self.state is StreamState.ENDED and not self._events:
                 return
             while not self._events:
                 if self._arrival is None or self._arrival.done():
-                    self._arrival = asyncio.get_running_loop().create_future()
+                    self._arrival = loop.create_future()
                 await self._arrival
             item = self._events[0]
             if isinstance(item, BaseException):
@@ -139,7 +143,7 @@ class EventStream(abc.ABC, Generic[E]):
         return await waiter
 
     def _emit(self, event: E | StreamEnded | Flushed) -> None:
-        if self.state in (StreamState.CLOSED, StreamState.FAILED, StreamState.ENDED):
+        if self.state in _OVER:
             return
         if isinstance(event, Flushed):
             waiter = self._flush_waiters.pop(event.flush_id, None)
@@ -153,8 +157,9 @@ class EventStream(abc.ABC, Generic[E]):
 
     def _put(self, item: E | StreamEnded | Flushed | BaseException) -> None:
         self._events.append(item)
-        if self._arrival is not None and not self._arrival.done():
-            self._arrival.set_result(None)
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(None)
 
     def _reject_flush_waiters(self, error: SpeechBridgeError) -> None:
         for waiter in self._flush_waiters.values():

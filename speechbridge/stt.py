@@ -57,8 +57,8 @@ class _ReplayLog:
 
     Sans-IO: positions count wire sample frames. Each session sends from its own cursor; :meth:`rewind` moves the
     cursor back to the committed position for a new session. Audio wholly before ``committed`` is released, and so is
-    the oldest audio already sent once the log holds more than ``limit``; audio not yet sent is never released. With
-    ``keep=False`` audio is released as soon as it is sent.
+    the oldest audio already taken to be sent once the log holds more than ``limit``; audio not yet taken is never
+    released. With ``keep=False`` audio is released as soon as it is taken.
     """
 
     def __init__(self, width: int, *, keep: bool, limit: int) -> None:
@@ -80,43 +80,44 @@ class _ReplayLog:
         self._audio.append((self._next_seq, self.end, stop, frame))
         self._next_seq += 1
         self.end = stop
-        self._trim()
+        if self.keep and stop - self._audio[0][1] > self.limit:
+            self._trim()
 
     def add_flush(self, flush_id: int) -> None:
         self._flushes[flush_id] = self.end
 
-    def next(self) -> tuple[_Kind, Any] | None:
-        """What the current session is to be sent next: ``("audio", frame)``, ``("flush", id)``, ``("end", None)``."""
+    def take(self) -> tuple[_Kind, Any] | None:
+        """The next item the current session is to send, counted as sent (a session that fails while sending it is
+        rewound): ``("audio", frame)``, ``("flush", id)``, ``("end", None)``, or None when everything went out."""
         audio = self._audio[self._cursor - self._audio[0][0]] if self._cursor < self._next_seq else None
-        position = audio[1] if audio is not None else self.end
-        for flush_id, at in self._flushes.items():
-            if flush_id > self._flush_cursor:
-                if at <= position:
-                    return "flush", flush_id
-                break
+        if self._flushes:
+            flush_id = self._next_flush(audio[1] if audio is not None else self.end)
+            if flush_id is not None:
+                self._flush_cursor = flush_id
+                return "flush", flush_id
         if audio is not None:
-            return "audio", audio[3]
-        if self.end_requested and not self._end_sent:
-            return "end", None
-        return None
-
-    def sent(self, kind: _Kind, value: Any) -> None:
-        """The item :meth:`next` gave was sent."""
-        if kind == "audio":
             self._cursor += 1
             if not self.keep:
                 self._audio.popleft()
-            self._trim()
-        elif kind == "flush":
-            self._flush_cursor = value
-        else:
+            elif self.end - self._audio[0][1] > self.limit:
+                self._trim()
+            return "audio", audio[3]
+        if self.end_requested and not self._end_sent:
             self._end_sent = True
+            return "end", None
+        return None
+
+    def _next_flush(self, position: int) -> int | None:
+        """The first flush the current session has not sent, if it belongs before ``position``."""
+        for flush_id, at in self._flushes.items():
+            if flush_id > self._flush_cursor:
+                return flush_id if at <= position else None
+        return None
 
     def _trim(self) -> None:
-        """Release the oldest audio already sent while the log holds more than ``limit``."""
-        if self.keep:
-            while self._audio and self.end - self._audio[0][1] > self.limit and self._audio[0][0] < self._cursor:
-                self._audio.popleft()
+        """Release the oldest audio already taken while the log holds more than ``limit``."""
+        while self._audio and self.end - self._audio[0][1] > self.limit and self._audio[0][0] < self._cursor:
+            self._audio.popleft()
 
     def commit(self, position: int) -> bool:
         """Text is final up to ``position``; whether that is further than before."""
@@ -213,7 +214,7 @@ class STTStream(EventStream[STTEvent]):
             limit = round(reliability.replay_limit_s * self._rate)
         width = wire_format.frame_width if wire_format.is_raw else 1
         self._log = _ReplayLog(width, keep=limit is not None, limit=limit or 0)
-        self._io = asyncio.Lock()  # one sender at a time, so frames go out in order
+        self._pumping: int | None = None  # the session whose send loop is running
         self._live = True  # False from a drop until the new session has caught up
         self._attempts = 0  # reconnect attempts since the last progress
         self._drop: SpeechBridgeError | None = None
@@ -222,10 +223,11 @@ class STTStream(EventStream[STTEvent]):
 
     async def send_audio(self, data: bytes) -> None:
         """Queue audio for recognition."""
-        self._ensure_open()
+        if self.state is not StreamState.OPEN or self._error is not None:
+            self._ensure_open()
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise AudioFormatError(f"send_audio takes bytes of {self.format} audio, not {type(data).__name__}")
-        for frame in self._framer.push(self._converter.process(bytes(data))):
+        for frame in self._framer.push(self._converter.process(data)):
             self._queue_frame(frame)
         await self._pump()
 
@@ -284,37 +286,35 @@ class STTStream(EventStream[STTEvent]):
         self.wire_bytes_sent += len(frame)
         self._log.append(frame)
 
-    async def _pump(self) -> None:
-        """Send what is queued on the live session; while it reconnects, the new session will send it."""
-        if not self._live:
-            return
-        async with self._io:
-            session = self._session
-            if not self._live:
-                return
-            try:
-                await self._send_pending(session)
-            except SpeechBridgeError as error:
-                if session != self._session:
-                    return  # the session was given up while this was sent: the next one sends it again
-                self._session_failed(error, session)
-                if self._session == session:  # no reconnect took over: the caller hears of it
-                    raise
+    async def _pump(self, *, resuming: bool = False) -> None:
+        """Send what is queued, in order, on the live session (or, ``resuming``, on the new one before it is live).
 
-    async def _send_pending(self, session: int) -> None:
-        while session == self._session:
-            item = self._log.next()
-            if item is None:
-                return
-            kind, value = item
-            if kind == "audio":
-                await self._send_frame(value)
-            elif kind == "flush":
-                await self._send_flush(value)
-            else:
-                await self._send_end()
-            if session == self._session:
-                self._log.sent(kind, value)
+        One loop sends at a time: a caller that finds it running (suspended by backpressure) leaves its items to it.
+        While the stream reconnects, callers only queue and the new session sends their items.
+        """
+        session = self._session
+        if not (self._live or resuming) or self._pumping == session:
+            return
+        self._pumping = session
+        log = self._log
+        try:
+            while session == self._session and (item := log.take()) is not None:
+                kind, value = item
+                if kind == "audio":
+                    await self._send_frame(value)
+                elif kind == "flush":
+                    await self._send_flush(value)
+                else:
+                    await self._send_end()
+        except SpeechBridgeError as error:
+            if session != self._session:
+                return  # the session was given up while this was sent: the next one sends it again
+            self._session_failed(error, session)
+            if self._session == session:  # no reconnect took over: the caller hears of it
+                raise
+        finally:
+            if self._pumping == session:
+                self._pumping = None
 
     # --- reconnecting ---------------------------------------------------------------------------------------------
 
@@ -372,34 +372,36 @@ class STTStream(EventStream[STTEvent]):
             log.debug("closing the dropped session of %s failed: %r", self.provider, error)
 
     async def _reopen(self, rate: int) -> None:
-        """Open a new session and send it everything not committed; the stream is live again when it caught up."""
-        async with self._io:
-            session = self._session
-            start, replayed, lost = self._log.rewind()
-            self.session_start_s = start / rate
-            try:
-                await self._open()
-                if session == self._session:
-                    reason = str(self._drop) if self._drop is not None else None
-                    self._emit(Reconnected(self._attempts, replayed / rate, lost / rate, reason))
-                    await self._send_pending(session)
-            except SpeechBridgeError as error:
-                if session == self._session:
-                    self._session += 1
-                    if not is_retryable(error):
-                        self._fail(error)
-                    self._drop = error
-                return
+        """Open a new session and send it everything not committed; the stream is live again when it caught up.
+
+        Until then no caller's send loop runs (they only queue), and a loop of the old session stops at its next item.
+        """
+        session = self._session
+        start, replayed, lost = self._log.rewind()
+        self.session_start_s = start / rate
+        try:
+            await self._open()
             if session == self._session:
-                self._live = True
-                log.info(
-                    "%s stream reconnected (attempt %d, %.2f s replayed, %.2f s lost) after: %s",
-                    self.provider,
-                    self._attempts,
-                    replayed / rate,
-                    lost / rate,
-                    self._drop,
-                )
+                reason = str(self._drop) if self._drop is not None else None
+                self._emit(Reconnected(self._attempts, replayed / rate, lost / rate, reason))
+                await self._pump(resuming=True)
+        except SpeechBridgeError as error:
+            if session == self._session:
+                self._session += 1
+                if not is_retryable(error):
+                    self._fail(error)
+                self._drop = error
+            return
+        if session == self._session:
+            self._live = True
+            log.info(
+                "%s stream reconnected (attempt %d, %.2f s replayed, %.2f s lost) after: %s",
+                self.provider,
+                self._attempts,
+                replayed / rate,
+                lost / rate,
+                self._drop,
+            )
 
     def _emit(self, event: STTEvent) -> None:
         if isinstance(event, Ready):
@@ -409,6 +411,8 @@ class STTStream(EventStream[STTEvent]):
         elif self.session_start_s:
             event = _shifted(event, self.session_start_s)
         super()._emit(event)
+        if not isinstance(event, (Transcript, Flushed, StreamEnded)):
+            return
         progress = isinstance(event, StreamEnded)
         if isinstance(event, Transcript) and event.is_final and event.end_s is not None and self._rate:
             progress = self._log.commit(round(event.end_s * self._rate))

@@ -111,8 +111,9 @@ class SemanticTurnDetector:
         self._quiet_until: float | None = None
         self._run_start: float | None = None  # time of the first step of the current inactive run
         self._run_steps = 0
-        self._horizons: list[float] = []  # the horizons of the last step, and the index of the one used
-        self._chosen = 0
+        self._chosen = -1  # the index of the pair used, for steps of ``_pairs`` pairs whose horizon there is
+        self._pairs = 0
+        self._chosen_horizon = 0.0
 
     def update(
         self, time_s: float, inactivity: Sequence[tuple[float, float]], *, has_pending_text: bool
@@ -127,8 +128,7 @@ class SemanticTurnDetector:
         self.time_s = time_s
         if self._quiet_until is not None and time_s <= self._quiet_until + 1e-9:
             return None
-        probability = inactivity[self._horizon_index(inactivity)][1]
-        if not has_pending_text or probability < self.threshold:
+        if not has_pending_text or inactivity[self._horizon_index(inactivity)][1] < self.threshold:
             self._run_start, self._run_steps = None, 0
             return None
         if self._run_start is None:
@@ -141,12 +141,14 @@ class SemanticTurnDetector:
         return signal
 
     def _horizon_index(self, inactivity: Sequence[tuple[float, float]]) -> int:
-        """Which pair has the horizon nearest ``horizon_s`` (worked out again only when the horizons change)."""
-        horizons = [pair[0] for pair in inactivity]
-        if horizons != self._horizons:
-            self._horizons = horizons
-            self._chosen = min(range(len(horizons)), key=lambda index: abs(horizons[index] - self.horizon_s))
-        return self._chosen
+        """Which pair has the horizon nearest ``horizon_s``: worked out on the first step, and again when the number
+        of pairs or the horizon at the chosen index changes (servers send the same horizons on every step)."""
+        chosen = self._chosen
+        if len(inactivity) == self._pairs and inactivity[chosen][0] == self._chosen_horizon:
+            return chosen
+        chosen = min(range(len(inactivity)), key=lambda index: abs(inactivity[index][0] - self.horizon_s))
+        self._chosen, self._pairs, self._chosen_horizon = chosen, len(inactivity), inactivity[chosen][0]
+        return chosen
 
     def flush_sent(self) -> None:
         """A flush went out after the latest step: ignore the next ``cooldown_s`` of steps."""

@@ -1,7 +1,9 @@
 """Reading vendor messages safely: what every backend's sans-IO ``protocol.py`` needs to turn hostile or malformed
 input into :class:`~speechbridge.errors.ProtocolError` instead of a ``KeyError`` deep inside.
 
-- :func:`parse_json`: JSON text to a value; not JSON or nested too deeply is a ``ProtocolError``.
+- :func:`parse_json`: JSON text to a value; not JSON or nested too deeply is a ``ProtocolError``. It parses with
+  orjson when installed (``speechbridge[fast]``; several times faster, and it also refuses ``NaN``/``Infinity``),
+  else with the standard library.
 - :func:`finite`: a finite number as a float (never a ``bool``), or None.
 - :func:`decode_base64`: a base64 field to bytes, or a ``ProtocolError`` naming the field.
 - :func:`shown`: a value's ``repr`` cut to a readable length, for error messages.
@@ -13,9 +15,18 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 from .errors import ProtocolError
+
+_loads: Callable[[str | bytes], Any]
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # without the fast extra
+    _loads = json.loads
 
 __all__ = ["SHOWN_CHARS", "decode_base64", "finite", "parse_json", "shown"]
 
@@ -31,7 +42,7 @@ def shown(value: Any) -> str:
 def parse_json(frame: str | bytes, *, provider: str) -> Any:
     """The JSON value of ``frame``; not JSON, or nested deeper than Python can parse, is a ``ProtocolError``."""
     try:
-        return json.loads(frame)
+        return _loads(frame)
     except ValueError as exc:
         raise ProtocolError(f"not a JSON message: {exc}", provider=provider) from None
     except RecursionError:

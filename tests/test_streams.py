@@ -178,6 +178,33 @@ def test_containers_cannot_be_streamed() -> None:
         RecordingSTTStream("mp3")
 
 
+class SlowSendSTTStream(RecordingSTTStream):
+    """Its first frame waits for ``released``, as a send held up by backpressure does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+
+    async def _send_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        if len(self.frames) == 1:
+            await self.released.wait()
+
+
+async def test_a_send_held_up_by_backpressure_keeps_the_order_of_later_ones() -> None:
+    async with SlowSendSTTStream() as stream:
+        first = asyncio.create_task(stream.send_audio(b"\x01" * FRAME_BYTES))
+        await asyncio.sleep(0)
+        await bounded(stream.send_audio(b"\x02" * FRAME_BYTES))  # queued behind the first: returns at once
+        flushed = asyncio.create_task(stream.flush())
+        await asyncio.sleep(0)
+        assert [frame[0] for frame in stream.frames] == [1] and not flushed.done()
+        stream.released.set()
+        await bounded(first)
+        assert (await bounded(flushed)).flush_id == 1
+    assert [frame[0] for frame in stream.frames] == [1, 2]
+
+
 # --- events and flush bookkeeping -----------------------------------------------------------------------------
 
 

@@ -261,3 +261,20 @@ async def test_close_codes_go_through_the_vendor_table(ws_server: str, engine: s
     assert isinstance(error, AuthenticationError) and seen == [(1008, "revoked")]
     away = closed_error(await _closed_by(ws_server, "close 1001 away", engine), provider="a", mapper=vendor)
     assert isinstance(away, TransportError)
+
+
+async def test_a_sender_cancelled_while_the_socket_is_paused_leaves_the_others_waiting(ws_server: str) -> None:
+    """picows: senders share one 'writable again' future; cancelling one of them must not cancel it for all."""
+    websocket = await connect_websocket(ws_server + "/talk", provider="acme", engine="picows")
+    assert await websocket.recv() == "you sent None"
+    websocket.pause_writing()  # type: ignore[attr-defined]  (what picows calls when its buffer is full)
+    first = asyncio.create_task(websocket.send("one"))
+    second = asyncio.create_task(websocket.send("two"))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    assert not second.done()
+    websocket.resume_writing()  # type: ignore[attr-defined]
+    await asyncio.wait_for(second, 2)
+    assert [await websocket.recv(), await websocket.recv()] == ["echo one", "echo two"]
+    await websocket.close()

@@ -153,7 +153,7 @@ class WebSocket(abc.ABC):
         connection to ``on_close``. Exceptions from the callbacks close the connection (1011) and are logged."""
         self._on_message, self._on_close = on_message, on_close
         while self._inbox and self._on_message is not None:
-            self._dispatch(self._inbox.popleft())
+            self._received(self._inbox.popleft())
         if self.closed is not None:
             self._notify_closed(self.closed)
 
@@ -186,8 +186,12 @@ class WebSocket(abc.ABC):
     # --- for the engines ------------------------------------------------------------------------------------------
 
     def _received(self, message: Message) -> None:
-        if self._on_message is not None:
-            self._dispatch(message)
+        on_message = self._on_message
+        if on_message is not None:  # the live path: called for every message, so the handler is called here
+            try:
+                on_message(message)
+            except Exception:
+                self._handler_failed()
             return
         self._inbox.append(message)
         if self._waiter is not None and not self._waiter.done():
@@ -201,14 +205,10 @@ class WebSocket(abc.ABC):
             self._waiter.set_result(None)
         self._notify_closed(closed)
 
-    def _dispatch(self, message: Message) -> None:
-        assert self._on_message is not None
-        try:
-            self._on_message(message)
-        except Exception:
-            log.exception("a message handler of %s failed; closing the connection", self.url)
-            self._on_message = None
-            asyncio.get_running_loop().create_task(self.close(1011, "client error"))
+    def _handler_failed(self) -> None:
+        log.exception("a message handler of %s failed; closing the connection", self.url)
+        self._on_message = None
+        asyncio.get_running_loop().create_task(self.close(1011, "client error"))
 
     def _notify_closed(self, closed: WebSocketClosed) -> None:
         on_close, self._on_close = self._on_close, None

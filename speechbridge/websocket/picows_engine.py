@@ -91,13 +91,14 @@ class _PicowsSocket(WebSocket, picows.WSListener):
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        self._writable = None
 
     async def send(self, message: Message) -> None:
         if self.closed is not None or self._transport.is_close_frame_sent:
             raise self.closed or WebSocketClosed(None)
         self._transport.send(_TEXT if isinstance(message, str) else _BINARY, message)
-        if self._writable is not None:
-            await self._writable
+        if self._writable is not None:  # shared by every sender: one being cancelled must not cancel the others
+            await asyncio.shield(self._writable)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed is None and not self._transport.is_close_frame_sent:

@@ -27,7 +27,6 @@ request on the socket (close codes through :func:`protocol.error_from_code`). Ke
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import inspect
@@ -35,6 +34,7 @@ import itertools
 import json
 import logging
 import time
+from binascii import b2a_base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -155,9 +155,13 @@ class GradiumRequest:
     async def send_audio(self, audio: bytes) -> None:
         """Send ``audio`` as an ``audio`` message: the same JSON as ``send(client_audio(audio))``, written directly
         (base64 needs no escaping), since this runs for every 80 ms of every stream."""
-        self._check_open()
-        encoded = base64.b64encode(audio).decode()
-        await self.connection._send(f'{{"type":"audio","audio":"{encoded}"{self._stamp}}}', self)
+        if self._error is not None or self._closed or self.finished:
+            self._check_open()
+        encoded = b2a_base64(audio, newline=False).decode("ascii")
+        try:
+            await self.connection._websocket.send(f'{{"type":"audio","audio":"{encoded}"{self._stamp}}}')
+        except WebSocketClosed as exc:
+            raise self.connection._send_failed(exc, self) from None
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -215,7 +219,7 @@ class GradiumRequest:
         await self.connection._release(self)
 
     def _deliver(self, message: ServerMessage) -> None:
-        if isinstance(message, EndOfStreamOut):
+        if type(message) is EndOfStreamOut:
             self.finished = True
         self._put(message)
 
@@ -232,25 +236,21 @@ class GradiumRequest:
         between, for the live path. :meth:`receive` is not used afterwards."""
         self._on_message, self._on_error = on_message, on_error
         while self._inbox:
-            self._dispatch(self._inbox.popleft())
+            self._put(self._inbox.popleft())
 
     def _put(self, item: ServerMessage | SpeechBridgeError) -> None:
-        if self._on_message is not None:
-            self._dispatch(item)
-            return
-        self._inbox.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _dispatch(self, item: ServerMessage | SpeechBridgeError) -> None:
-        assert self._on_message is not None and self._on_error is not None
-        if isinstance(item, SpeechBridgeError):
-            self._on_error(item)
-            return
-        try:
-            self._on_message(item)
-        except SpeechBridgeError as error:
-            self._on_error(error)
+        on_message, on_error = self._on_message, self._on_error
+        if on_message is None or on_error is None:
+            self._inbox.append(item)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+        elif isinstance(item, SpeechBridgeError):
+            on_error(item)
+        else:
+            try:
+                on_message(item)
+            except SpeechBridgeError as error:
+                on_error(error)
 
 
 class GradiumConnection:
@@ -355,13 +355,17 @@ class GradiumConnection:
         try:
             await self._websocket.send(text)
         except WebSocketClosed as exc:
-            error = (
-                request._error
-                or self._error
-                or closed_error(exc, provider=PROVIDER, mapper=error_from_code, secrets=self._secrets)
-            )
-            request._fail(error)
-            raise error from None
+            raise self._send_failed(exc, request) from None
+
+    def _send_failed(self, closed: WebSocketClosed, request: GradiumRequest) -> SpeechBridgeError:
+        """The typed error of a send that found the socket closed; ``request`` fails with it."""
+        error = (
+            request._error
+            or self._error
+            or closed_error(closed, provider=PROVIDER, mapper=error_from_code, secrets=self._secrets)
+        )
+        request._fail(error)
+        return error
 
     async def _release(self, request: GradiumRequest) -> None:
         if self._requests.get(request.client_req_id) is request:
@@ -387,12 +391,15 @@ class GradiumConnection:
         self._fail_all(closed_error(closed, provider=PROVIDER, mapper=error_from_code, secrets=self._secrets))
 
     def _route(self, message: ServerMessage) -> None:
+        requests = self._requests
         stamped = self.multiplexed and message.client_req_id is not None
         if stamped:
-            request = self._requests.get(message.client_req_id)
+            request = requests.get(message.client_req_id)
+        elif not self.multiplexed:
+            request = requests.get(None)
         else:  # an unstamped reply belongs to the request when there is only one
-            request = next(iter(self._requests.values())) if len(self._requests) == 1 else None
-        if isinstance(message, ErrorOut):
+            request = next(iter(requests.values())) if len(requests) == 1 else None
+        if type(message) is ErrorOut:
             error = error_from_code(message.code, _scrubbed(message.message, self._secrets))
             if request is not None:
                 request._fail(error)
@@ -404,7 +411,7 @@ class GradiumConnection:
             log.debug("dropped %s for no open request on %s", type(message).__name__, self.url)
             return
         request._deliver(message)
-        if isinstance(message, EndOfStreamOut) and self.multiplexed:
+        if request.finished and self.multiplexed:
             self._requests.pop(message.client_req_id, None)
 
     def _fail_all(self, error: SpeechBridgeError) -> None:

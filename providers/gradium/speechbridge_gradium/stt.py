@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
+from collections.abc import Coroutine
 from typing import Any, ClassVar, Final
 
 from speechbridge.audio import AudioFormat, decode, resample
@@ -128,6 +129,7 @@ class TranscriptBuilder:
     def __init__(self, language: str | None) -> None:
         self.language = language
         self.words: list[Word] = []
+        self._texts: list[str] = []  # the words' texts, stripped, without empty ones: the transcript's text
         self._ended = False  # the last word's end came from end_text
 
     def add(self, message: TextOut) -> Transcript:
@@ -136,6 +138,8 @@ class TranscriptBuilder:
             self.words[-1] = Word(self.words[-1].text, self.words[-1].start_s, message.start_s)
         self._ended = False
         self.words.append(Word(message.text, message.start_s, max(message.start_s, message.stop_s or 0.0)))
+        if text := message.text.strip():
+            self._texts.append(text)
         return self._transcript(is_final=False)
 
     def end_text(self, message: EndTextOut) -> None:
@@ -150,12 +154,12 @@ class TranscriptBuilder:
         if not self.words:
             return None
         final = self._transcript(is_final=True)
-        self.words = []
+        self.words, self._texts = [], []
         return final
 
     def _transcript(self, *, is_final: bool) -> Transcript:
         words = tuple(self.words)
-        text = " ".join(word.text.strip() for word in words if word.text.strip())
+        text = " ".join(self._texts)
         return Transcript(text, is_final, words[0].start_s, words[-1].end_s, words, language=self.language)
 
 
@@ -298,9 +302,9 @@ class GradiumSTTStream(STTStream):
         session = self._session
         self._request.listen(self._handle, lambda error: self._session_failed(error, session))
 
-    async def _send_frame(self, frame: bytes) -> None:
+    def _send_frame(self, frame: bytes) -> Coroutine[Any, Any, None]:
         assert self._request is not None
-        await self._request.send_audio(frame)
+        return self._request.send_audio(frame)  # the request's coroutine itself: one step less every 80 ms
 
     async def _send_flush(self, flush_id: int) -> None:
         await self._flush(flush_id)
@@ -332,7 +336,9 @@ class GradiumSTTStream(STTStream):
 
     def _handle(self, message: ServerMessage) -> None:
         """One server message, handed over by the request as soon as it is parsed (no task in between)."""
-        if isinstance(message, ReadyOut):
+        if isinstance(message, StepOut):  # most messages: one every 80 ms
+            self._step(message)
+        elif isinstance(message, ReadyOut):
             self._on_ready(message)
         elif isinstance(message, TextOut):
             if not self._in_turn:
@@ -341,8 +347,6 @@ class GradiumSTTStream(STTStream):
             self._emit(self._builder.add(message))
         elif isinstance(message, EndTextOut):
             self._builder.end_text(message)
-        elif isinstance(message, StepOut):
-            self._step(message)
         elif isinstance(message, FlushedOut):
             self._flushed(message)
         elif isinstance(message, EndOfStreamOut):
@@ -352,14 +356,16 @@ class GradiumSTTStream(STTStream):
             self._emit(StreamEnded())
 
     def _step(self, message: StepOut) -> None:
-        if not message.vad:
+        vad = message.vad
+        if not vad:
             return
         time_s = message.total_duration_s or round((message.step_idx + 1) * FRAME_S, 6)
-        self._emit(VADUpdate(time_s, round(1.0 - message.vad[0][1], 6), message.vad))
-        if self._turns is None:
+        self._emit(VADUpdate(time_s, round(1.0 - vad[0][1], 6), vad))
+        turns = self._turns
+        if turns is None:
             return
         pending = bool(self._builder.words or self._turn_text)
-        if self._turns.update(time_s, message.vad, has_pending_text=pending) is None:
+        if turns.update(time_s, vad, has_pending_text=pending) is None:
             return
         if self.state is StreamState.OPEN:
             self._spawn(self._flush(None))
