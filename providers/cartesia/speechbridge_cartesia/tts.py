@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Final
 
 import attrs
+import httpx
 
 from speechbridge.audio import AudioFormat, PCMAudio, decode, encode
 from speechbridge.errors import AudioFormatError, ProtocolError, SpeechBridgeError, TransportError
@@ -75,6 +77,16 @@ def output_format_for(format: AudioFormat, settings: CartesiaTTSSettings, *, raw
         rate = format.sample_rate or DEFAULT_RATE
         return OutputFormat(format.encoding if format.encoding == "wav" else "mp3", "pcm_s16le", rate)
     return OutputFormat("raw", "pcm_s16le", _rate_for(format.sample_rate))
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a ``/tts/sse`` body, the last one too when the body ends without a blank line."""
+    decoder = SSEDecoder()
+    async for data in response.aiter_bytes():
+        for event in decoder.feed(data):
+            yield event
+    for event in decoder.close():
+        yield event
 
 
 def _request(text: str, settings: CartesiaTTSSettings, output: OutputFormat, **fields: Any) -> GenerationRequest:
@@ -148,21 +160,19 @@ class CartesiaTTS(CartesiaClient, TTSProvider[CartesiaTTSSettings]):
     ) -> tuple[bytes, tuple[WordTiming, ...]]:
         audio = bytearray()
         words: list[WordTiming] = []
-        decoder = SSEDecoder()
         async with stream_request(
             self._client(), "POST", url, headers={**headers, "Accept": "text/event-stream"}, **common
         ) as response:
-            async for data in response.aiter_bytes():
-                for event in decoder.feed(data):
-                    message = parse_server_message(event)
-                    if isinstance(message, ErrorOut):
-                        raise scrub_error(message.to_error(), common["secrets"])
-                    if isinstance(message, ChunkOut):
-                        audio += message.data
-                    elif isinstance(message, TimestampsOut):
-                        words += [WordTiming(word.word, word.start, word.end) for word in message.words]
-                    elif isinstance(message, DoneOut):
-                        return bytes(audio), tuple(words)
+            async for event in _sse_events(response):
+                message = parse_server_message(event)
+                if isinstance(message, ErrorOut):
+                    raise scrub_error(message.to_error(), common["secrets"])
+                if isinstance(message, ChunkOut):
+                    audio += message.data
+                elif isinstance(message, TimestampsOut):
+                    words += [WordTiming(word.word, word.start, word.end) for word in message.words]
+                elif isinstance(message, DoneOut):
+                    return bytes(audio), tuple(words)
         raise TransportError("Cartesia's event stream ended before its 'done'", provider=PROVIDER)
 
     @staticmethod

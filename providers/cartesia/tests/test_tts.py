@@ -16,10 +16,15 @@ from speechbridge_cartesia.protocol import (
     server_error,
     server_flush_done,
     server_timestamps,
+    sse_event,
 )
 from speechbridge_cartesia.settings import DEFAULT_VOICE_ID, CartesiaTTSSettings
 from speechbridge_cartesia.stt import CartesiaSTT
 from speechbridge_cartesia.tts import CartesiaTTS, output_format_for
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from websockets.asyncio.server import ServerConnection, serve
 
 from speechbridge.audio import AudioFormat, decode
@@ -36,6 +41,7 @@ from speechbridge.errors import (
 from speechbridge.events import AudioChunk, Flushed, Ready, StreamEnded, WordTiming
 from speechbridge.testing import SpeechSample
 from speechbridge.testing.contract import within
+from speechbridge.testing.servers import LiveServer
 
 Script = Callable[[ServerConnection], Awaitable[None]]
 
@@ -242,3 +248,16 @@ async def test_context_failures_are_typed(wire: Any, reply: dict[str, Any] | Non
             await stream.send_text("Hello")
             with pytest.raises(error):
                 await within(stream.collect())
+
+
+async def test_an_sse_body_whose_last_event_has_no_blank_line_still_completes() -> None:
+    """Some servers end the body right after the final ``data:`` line; its ``done`` must not be lost."""
+
+    async def tts_sse(request: Request) -> Response:
+        body = sse_event(server_chunk(bytes(3200), None)) + b"event: done\ndata: " + json.dumps(server_done()).encode()
+        return Response(body, media_type="text/event-stream")
+
+    async with LiveServer(Starlette(routes=[Route("/tts/sse", tts_sse, methods=["POST"])])) as server:
+        async with CartesiaTTS(api_key="test-key-123", base_url=server.url) as tts:
+            result = await within(tts.synthesize("Hello", format="pcm_16000"))
+    assert result.audio == bytes(3200) and result.format == AudioFormat.pcm16(16000)
