@@ -215,6 +215,7 @@ class STTStream(EventStream[STTEvent]):
         width = wire_format.frame_width if wire_format.is_raw else 1
         self._log = _ReplayLog(width, keep=limit is not None, limit=limit or 0)
         self._pumping: int | None = None  # the session whose send loop is running
+        self._pumped: asyncio.Future[None] | None = None  # resolved when that loop ends, for callers waiting on it
         self._live = True  # False from a drop until the new session has caught up
         self._attempts = 0  # reconnect attempts since the last progress
         self._drop: SpeechBridgeError | None = None
@@ -289,11 +290,16 @@ class STTStream(EventStream[STTEvent]):
     async def _pump(self, *, resuming: bool = False) -> None:
         """Send what is queued, in order, on the live session (or, ``resuming``, on the new one before it is live).
 
-        One loop sends at a time: a caller that finds it running (suspended by backpressure) leaves its items to it.
-        While the stream reconnects, callers only queue and the new session sends their items.
+        One loop sends at a time. A caller that finds it running (held up by backpressure) waits for it to end, then
+        sends what is left, if anything (the loop may have been cancelled). While the stream reconnects, callers only
+        queue and the new session sends their items.
         """
+        while self._pumping == self._session:
+            if self._pumped is None:
+                self._pumped = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._pumped)
         session = self._session
-        if not (self._live or resuming) or self._pumping == session:
+        if not (self._live or resuming):
             return
         self._pumping = session
         log = self._log
@@ -315,6 +321,9 @@ class STTStream(EventStream[STTEvent]):
         finally:
             if self._pumping == session:
                 self._pumping = None
+                if self._pumped is not None:
+                    self._pumped.set_result(None)
+                    self._pumped = None
 
     # --- reconnecting ---------------------------------------------------------------------------------------------
 

@@ -191,18 +191,32 @@ class SlowSendSTTStream(RecordingSTTStream):
             await self.released.wait()
 
 
-async def test_a_send_held_up_by_backpressure_keeps_the_order_of_later_ones() -> None:
+async def test_sends_held_up_by_backpressure_go_out_in_order_and_wait_their_turn() -> None:
     async with SlowSendSTTStream() as stream:
         first = asyncio.create_task(stream.send_audio(b"\x01" * FRAME_BYTES))
         await asyncio.sleep(0)
-        await bounded(stream.send_audio(b"\x02" * FRAME_BYTES))  # queued behind the first: returns at once
+        second = asyncio.create_task(stream.send_audio(b"\x02" * FRAME_BYTES))
         flushed = asyncio.create_task(stream.flush())
-        await asyncio.sleep(0)
-        assert [frame[0] for frame in stream.frames] == [1] and not flushed.done()
+        await asyncio.sleep(0.01)
+        assert [frame[0] for frame in stream.frames] == [1]
+        assert not (second.done() or flushed.done())  # each caller waits until its own items are out
         stream.released.set()
-        await bounded(first)
+        await bounded(asyncio.gather(first, second))
         assert (await bounded(flushed)).flush_id == 1
     assert [frame[0] for frame in stream.frames] == [1, 2]
+
+
+async def test_a_cancelled_send_leaves_what_others_queued_to_be_sent() -> None:
+    async with SlowSendSTTStream() as stream:
+        first = asyncio.create_task(stream.send_audio(b"\x01" * FRAME_BYTES))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(stream.send_audio(b"\x02" * FRAME_BYTES))
+        ended = asyncio.create_task(stream.end())
+        await asyncio.sleep(0.01)
+        first.cancel()  # the caller whose loop was sending gives up
+        await bounded(asyncio.gather(second, ended))
+        events = await bounded(stream.collect())
+    assert [frame[0] for frame in stream.frames] == [1, 2] and events[-1] == StreamEnded()
 
 
 # --- events and flush bookkeeping -----------------------------------------------------------------------------
