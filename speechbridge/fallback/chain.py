@@ -34,6 +34,7 @@ __all__ = [
     "FailoverSettings",
     "Members",
     "Relay",
+    "Relayed",
     "common_capabilities",
     "first_success",
     "forward_options",
@@ -415,3 +416,37 @@ class Relay(Generic[M]):
             if left <= 0:
                 raise TransportError(f"answered nothing for {self.timeout_s:g} s", provider=attempt.name)
             await asyncio.sleep(left)
+
+
+class Relayed(abc.ABC, Generic[M]):
+    """What the fallback STT and TTS streams share: the caller's input goes through ``_outbox`` to the task that
+    ``_deliver``-s it to the serving member, whose events ``_receive`` takes; ``_relay`` knows which member serves."""
+
+    _relay: Relay[M]
+    _outbox: asyncio.Queue[Any]  # the caller's input, a flush id, None: the end
+
+    @property
+    def active(self) -> str | None:
+        """The name of the provider serving this stream."""
+        return self._relay.attempt.name if self._relay.attempt is not None else None
+
+    async def _close(self) -> None:
+        if self._relay.attempt is not None:
+            await self._relay.attempt.stream.aclose()
+
+    async def _send_flush(self, flush_id: int) -> None:
+        self._outbox.put_nowait(flush_id)
+
+    async def _send_end(self) -> None:
+        self._outbox.put_nowait(None)
+
+    async def _serve(self, attempt: Attempt[M]) -> None:
+        await self._relay.serve(attempt, self._receive, self._deliver)
+
+    @abc.abstractmethod
+    async def _deliver(self, attempt: Attempt[M]) -> None:
+        """Send the serving member what it needs to take over, then the caller's input as it comes."""
+
+    @abc.abstractmethod
+    async def _receive(self, attempt: Attempt[M]) -> None:
+        """Pass the serving member's events on, until it ends."""

@@ -32,6 +32,7 @@ from .chain import (
     Chain,
     FailoverSettings,
     Relay,
+    Relayed,
     first_success,
     forward_options,
     log,
@@ -125,7 +126,7 @@ class FallbackSTT(Chain[STTProvider[Any], STTCapabilities], STTProvider[Failover
         return FallbackSTTStream(self, format, settings)
 
 
-class FallbackSTTStream(STTStream):
+class FallbackSTTStream(Relayed[STTStream], STTStream):
     """A live session of :class:`FallbackSTT`, served by one provider's stream at a time.
 
     The caller's audio goes to the serving stream as 16-bit PCM at the caller's rate and is kept until a final
@@ -160,11 +161,6 @@ class FallbackSTTStream(STTStream):
         self._turn_finals: list[str] = []  # final texts since the last TurnEnded
         self._turn_prefix: list[str] = []  # the part of those that earlier providers gave
 
-    @property
-    def active(self) -> str | None:
-        """The name of the provider serving this stream."""
-        return self._relay.attempt.name if self._relay.attempt is not None else None
-
     def _member_stream(self, index: int) -> STTStream:
         provider: STTProvider[Any] = self._relay.members.providers[index]
         return provider.stream(format=self.wire_format, **self._per_provider[index])
@@ -173,23 +169,10 @@ class FallbackSTTStream(STTStream):
         await self._relay.connect(0.0)
         self._spawn(self._relay.run(self._serve, self._replay_start_s, self._switched))
 
-    async def _close(self) -> None:
-        if self._relay.attempt is not None:
-            await self._relay.attempt.stream.aclose()
-
     async def _send_frame(self, frame: bytes) -> None:
         self._outbox.put_nowait(frame)
 
-    async def _send_flush(self, flush_id: int) -> None:
-        self._outbox.put_nowait(flush_id)
-
-    async def _send_end(self) -> None:
-        self._outbox.put_nowait(None)
-
     # --- serving through one member ------------------------------------------------------------------------------
-
-    async def _serve(self, attempt: Attempt[STTStream]) -> None:
-        await self._relay.serve(attempt, self._receive, self._deliver)
 
     async def _deliver(self, attempt: Attempt[STTStream]) -> None:
         stream = attempt.stream

@@ -20,6 +20,7 @@ from .chain import (
     Chain,
     FailoverSettings,
     Relay,
+    Relayed,
     first_success,
     forward_options,
     log,
@@ -126,7 +127,7 @@ class FallbackTTS(Chain[TTSProvider[Any], TTSCapabilities], TTSProvider[Failover
         return FallbackTTSStream(self, format, settings)
 
 
-class FallbackTTSStream(TTSStream):
+class FallbackTTSStream(Relayed[TTSStream], TTSStream):
     """A live session of :class:`FallbackTTS`, served by one provider's stream at a time.
 
     Members stream 16-bit PCM at the caller's rate, which this stream converts to the caller's format. The text since
@@ -152,11 +153,6 @@ class FallbackTTSStream(TTSStream):
         self._out_s = 0.0  # audio delivered so far
         self._timings: deque[WordTiming] = deque()  # held until their audio is delivered
 
-    @property
-    def active(self) -> str | None:
-        """The name of the provider serving this stream."""
-        return self._relay.attempt.name if self._relay.attempt is not None else None
-
     def _member_stream(self, index: int) -> TTSStream:
         provider: TTSProvider[Any] = self._relay.members.providers[index]
         return provider.stream(format=self.native_format, **self._per_provider[index])
@@ -165,23 +161,10 @@ class FallbackTTSStream(TTSStream):
         await self._relay.connect(0.0)
         self._spawn(self._relay.run(self._serve, lambda: self._out_s, self._switched))
 
-    async def _close(self) -> None:
-        if self._relay.attempt is not None:
-            await self._relay.attempt.stream.aclose()
-
     async def _send_text(self, text: str) -> None:
         self._outbox.put_nowait(text)
 
-    async def _send_flush(self, flush_id: int) -> None:
-        self._outbox.put_nowait(flush_id)
-
-    async def _send_end(self) -> None:
-        self._outbox.put_nowait(None)
-
     # --- serving through one member ------------------------------------------------------------------------------
-
-    async def _serve(self, attempt: Attempt[TTSStream]) -> None:
-        await self._relay.serve(attempt, self._receive, self._deliver)
 
     async def _deliver(self, attempt: Attempt[TTSStream]) -> None:
         stream = attempt.stream
