@@ -40,7 +40,16 @@ from .samples import SpeechSample
 from .scripted import ScriptedSTT, ScriptedTTS
 from .servers import ThreadedServer
 
-__all__ = ["Block", "BlockFailed", "GuideRunner", "blocks_of", "read_blocks", "serve_fronts_for_guide"]
+__all__ = [
+    "Block",
+    "BlockFailed",
+    "GuideRunner",
+    "MigrationGuide",
+    "blocks_of",
+    "migration_guide",
+    "read_blocks",
+    "serve_fronts_for_guide",
+]
 
 TRAILING_SILENCE_S: Final = 1.5  # after the call's speech, so streams see the turn end
 ENVIRONMENT: Final = ("SPEECHBRIDGE_CONFIG", "SPEECHBRIDGE_STT", "SPEECHBRIDGE_TTS")
@@ -241,3 +250,59 @@ def serve_fronts_for_guide(folder: Path, sample: SpeechSample, keys: Mapping[str
         os.chdir(saved_directory)
         os.environ.clear()
         os.environ.update(saved_environment)
+
+
+@attrs.define
+class MigrationGuide:
+    """A vendor's migration guide, ready to run: its blocks, the folder of :func:`serve_fronts_for_guide` and the two
+    fronts there, the vendor's and Gradium's. ``check_output(guide, block, printed)`` judges a ``python`` block.
+
+    The guide's examples reach whichever front ``SPEECH_API_URL`` names: :meth:`use` sets it.
+    """
+
+    blocks: list[Block]
+    folder: Path
+    sample: SpeechSample
+    vendor_url: str
+    gradium_url: str
+    check_output: Callable[[MigrationGuide, Block, str], None]
+    runner: GuideRunner = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.runner = GuideRunner(self.folder, lambda block, printed: self.check_output(self, block, printed))
+
+    def use(self, url: str) -> None:
+        os.environ["SPEECH_API_URL"] = url  # serve_fronts_for_guide restores the environment afterwards
+
+    @property
+    def on_gradium(self) -> bool:
+        """Whether the examples now run against the Gradium front."""
+        return os.environ.get("SPEECH_API_URL") == self.gradium_url
+
+    def run_on_vendor(self) -> None:
+        """Every block, in order, against the vendor's front; the config the guide ends with must be Gradium's."""
+        self.use(self.vendor_url)
+        self.runner.run_all(self.blocks)
+        config = load_config(self.folder / CONFIG_FILE)
+        assert (config.select("stt").provider, config.select("tts").provider) == ("gradium", "gradium")
+
+    def run_speechbridge_blocks_on_gradium(self) -> None:
+        """The guide's one Gradium config, then every speechbridge block again, unchanged, against Gradium's front."""
+        switches = [block for block in self.blocks if block.lang == "toml" and block.section.startswith("Switching")]
+        assert len(switches) == 1, f"expected one 'Switching ...' config block, found {len(switches)}"
+        self.use(self.gradium_url)
+        self.runner.run_all([*switches, *(block for block in self.blocks if block.is_speechbridge)])
+
+
+@contextlib.contextmanager
+def migration_guide(
+    vendor: str,
+    blocks: list[Block],
+    folder: Path,
+    sample: SpeechSample,
+    check_output: Callable[[MigrationGuide, Block, str], None],
+) -> Iterator[MigrationGuide]:
+    """``vendor``'s guide of ``blocks`` with its fronts served (keys ``<vendor>-guide-key``, ``gradium-guide-key``)."""
+    keys = {vendor: f"{vendor}-guide-key", "gradium": "gradium-guide-key"}
+    with serve_fronts_for_guide(folder, sample, keys) as urls:
+        yield MigrationGuide(blocks, folder, sample, urls[vendor], urls["gradium"] + "/api", check_output)

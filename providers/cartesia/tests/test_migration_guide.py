@@ -11,70 +11,49 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
-from speechbridge.config import load_config
 from speechbridge.errors import AuthenticationError
 from speechbridge.testing import SpeechSample, word_overlap
-from speechbridge.testing.guides import Block, BlockFailed, GuideRunner, read_blocks, serve_fronts_for_guide
+from speechbridge.testing.guides import Block, BlockFailed, MigrationGuide, migration_guide, read_blocks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "cartesia.md"
-CARTESIA_KEY, GRADIUM_KEY = "ca-guide-key", "gd-guide-key"
 BLOCKS = read_blocks(GUIDE)
 
 
-@attrs.define
-class Guide:
-    """The folder the guide runs in, the two fronts, and the runner of its blocks."""
-
-    folder: Path
-    sample: SpeechSample
-    cartesia_url: str
-    gradium_url: str
-    monkeypatch: pytest.MonkeyPatch
-    runner: GuideRunner = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.runner = GuideRunner(self.folder, self.check_output)
-
-    def use(self, url: str) -> None:
-        self.monkeypatch.setenv("SPEECH_API_URL", url)
-
-    def check_output(self, block: Block, printed: str) -> None:
-        """What each kind of example must print: the words of the call, the stream's events, the audio it wrote."""
-        words, lines = self.sample.words, printed.splitlines()
-        if "AuthenticationError" in block.code:
-            assert printed.startswith("refused:"), printed
-        elif "mulaw_8000" in block.code:
-            assert word_overlap(words, lines[0]) >= 0.8, printed
-            assert re.fullmatch(r"[1-9]\d* bytes of mulaw_8000 to play into the call", lines[1]), printed
-        elif "multiplex" in block.code:
-            assert re.fullmatch(r"wrote [1-9]\d* and [1-9]\d* bytes of pcm_16000", printed.strip()), printed
-        elif "wrote " in block.code:
-            assert printed.strip() == "wrote thanks.wav and reply.raw", printed
-            assert (self.folder / "thanks.wav").read_bytes()[:4] == b"RIFF"
-            assert (self.folder / "reply.raw").stat().st_size > 16000 * 2 * 0.5
+def check_output(guide: MigrationGuide, block: Block, printed: str) -> None:
+    """What each kind of example must print: the words of the call, the stream's events, the audio it wrote."""
+    words, lines = guide.sample.words, printed.splitlines()
+    if "AuthenticationError" in block.code:
+        assert printed.startswith("refused:"), printed
+    elif "mulaw_8000" in block.code:
+        assert word_overlap(words, lines[0]) >= 0.8, printed
+        assert re.fullmatch(r"[1-9]\d* bytes of mulaw_8000 to play into the call", lines[1]), printed
+    elif "multiplex" in block.code:
+        assert re.fullmatch(r"wrote [1-9]\d* and [1-9]\d* bytes of pcm_16000", printed.strip()), printed
+    elif "wrote " in block.code:
+        assert printed.strip() == "wrote thanks.wav and reply.raw", printed
+        assert (guide.folder / "thanks.wav").read_bytes()[:4] == b"RIFF"
+        assert (guide.folder / "reply.raw").stat().st_size > 16000 * 2 * 0.5
+    else:
+        finals = " ".join(line.split(":", 1)[1] for line in lines if line.startswith("final:")) or lines[0]
+        assert word_overlap(words, finals) >= 0.9, f"{block.where} printed {printed}"
+        if "interim" in block.code:
+            assert "interim:" in printed and "finalized" in lines, printed
         else:
-            finals = " ".join(line.split(":", 1)[1] for line in lines if line.startswith("final:")) or lines[0]
-            assert word_overlap(words, finals) >= 0.9, f"{block.where} printed {printed}"
-            if "interim" in block.code:
-                assert "interim:" in printed and "finalized" in lines, printed
-            else:
-                timed = [line for line in lines[1:] if re.fullmatch(r"\S+ \d+\.\d\d-\d+\.\d\d", line)]
-                assert len(timed) == len(words), f"{block.where} printed no word timings: {printed}"
+            timed = [line for line in lines[1:] if re.fullmatch(r"\S+ \d+\.\d\d-\d+\.\d\d", line)]
+            assert len(timed) == len(words), f"{block.where} printed no word timings: {printed}"
 
 
 @pytest.fixture
-def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
+def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[MigrationGuide]:
     pytest.importorskip("speechbridge_gradium")
     pytest.importorskip("cartesia")
     monkeypatch.delenv("CARTESIA_BASE_URL", raising=False)
-    keys = {"cartesia": CARTESIA_KEY, "gradium": GRADIUM_KEY}
-    with serve_fronts_for_guide(tmp_path, speech_sample, keys) as urls:
-        yield Guide(tmp_path, speech_sample, urls["cartesia"], urls["gradium"] + "/api", monkeypatch)
+    with migration_guide("cartesia", BLOCKS, tmp_path, speech_sample, check_output) as guide:
+        yield guide
 
 
 def test_the_guide_has_every_kind_of_example():
@@ -91,28 +70,22 @@ def test_the_guide_has_every_kind_of_example():
     assert BLOCKS[-1].section == "Switching that code to Gradium" and BLOCKS[-1].lang == "toml"
 
 
-def test_every_block_runs_against_the_cartesia_front(guide: Guide):
-    guide.use(guide.cartesia_url)
-    guide.runner.run_all(BLOCKS)
-    config = load_config(guide.folder / "speechbridge.toml")
-    assert (config.select("stt").provider, config.select("tts").provider) == ("gradium", "gradium")
+def test_every_block_runs_against_the_cartesia_front(guide: MigrationGuide):
+    guide.run_on_vendor()
 
 
-def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: Guide):
-    gradium_config = [block for block in BLOCKS if block.lang == "toml" and block.section.startswith("Switching")]
-    assert len(gradium_config) == 1
-    guide.use(guide.gradium_url)
-    guide.runner.run_all([*gradium_config, *(block for block in BLOCKS if block.is_speechbridge)])
+def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: MigrationGuide):
+    guide.run_speechbridge_blocks_on_gradium()
 
 
-def test_the_checks_fail_on_wrong_output(guide: Guide):
-    guide.use(guide.cartesia_url)
+def test_the_checks_fail_on_wrong_output(guide: MigrationGuide):
+    guide.use(guide.vendor_url)
     guide.runner.run(next(block for block in BLOCKS if block.lang == "toml"))
     batch = next(block for block in BLOCKS if block.is_speechbridge)
     with pytest.raises(AssertionError, match="printed no word timings"):
-        guide.check_output(batch, guide.sample.text + "\n")
+        check_output(guide, batch, guide.sample.text + "\n")
     with pytest.raises(AssertionError):
-        guide.check_output(batch, "something else entirely\n")
+        check_output(guide, batch, "something else entirely\n")
     with pytest.raises(AuthenticationError):
         guide.runner.run(Block("python", None, batch.code.replace('"call.wav"', '"call.wav", api_key="x"'), 1, "x"))
     with pytest.raises(BlockFailed, match="printed nothing"):

@@ -9,52 +9,23 @@ guide's Gradium config.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
-from speechbridge.config import load_config
 from speechbridge.errors import SpeechBridgeError
 from speechbridge.testing import SpeechSample, word_overlap
-from speechbridge.testing.guides import Block, GuideRunner, read_blocks, serve_fronts_for_guide
+from speechbridge.testing.guides import Block, MigrationGuide, migration_guide, read_blocks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 GUIDE = Path(__file__).resolve().parents[3] / "migration_guides" / "deepgram.md"
-DEEPGRAM_KEY, GRADIUM_KEY = "dg-guide-key", "gd-guide-key"
 BLOCKS = read_blocks(GUIDE)
 
 
-@attrs.define
-class Guide:
-    """The folder the guide runs in, the two fronts, and the runner of its blocks."""
-
-    folder: Path
-    sample: SpeechSample
-    deepgram_url: str
-    gradium_url: str
-    monkeypatch: pytest.MonkeyPatch
-    runner: GuideRunner = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.runner = GuideRunner(self.folder, lambda block, printed: check_output(block, printed, self))
-
-    def run(self, block: Block) -> None:
-        self.runner.run(block)
-
-    @property
-    def vendor(self) -> str:
-        return "gradium" if os.environ.get("SPEECH_API_URL") == self.gradium_url else "deepgram"
-
-    def use(self, url: str) -> None:
-        self.monkeypatch.setenv("SPEECH_API_URL", url)
-
-
-def check_output(block: Block, printed: str, guide: Guide) -> None:
+def check_output(guide: MigrationGuide, block: Block, printed: str) -> None:
     """What each kind of example must print: the words of the call, the stream's turn events, files it wrote."""
     words = guide.sample.words
     if "AuthenticationError" in block.code:
@@ -75,15 +46,14 @@ def check_output(block: Block, printed: str, guide: Guide) -> None:
         assert word_overlap(words, finals) >= 0.9, f"{block.where} printed {printed}"
         if "interim" in block.code:
             assert "interim:" in printed and "speech started at" in printed, printed
-            assert "end of turn" in printed or guide.vendor == "gradium", printed  # see the guide: semantic turns
+            assert "end of turn" in printed or guide.on_gradium, printed  # see the guide: semantic turns
 
 
 @pytest.fixture
-def guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_sample: SpeechSample) -> Iterator[Guide]:
+def guide(tmp_path: Path, speech_sample: SpeechSample) -> Iterator[MigrationGuide]:
     pytest.importorskip("speechbridge_gradium")
-    keys = {"deepgram": DEEPGRAM_KEY, "gradium": GRADIUM_KEY}
-    with serve_fronts_for_guide(tmp_path, speech_sample, keys) as urls:
-        yield Guide(tmp_path, speech_sample, urls["deepgram"], urls["gradium"] + "/api", monkeypatch)
+    with migration_guide("deepgram", BLOCKS, tmp_path, speech_sample, check_output) as guide:
+        yield guide
 
 
 def test_the_guide_has_every_kind_of_example():
@@ -94,34 +64,24 @@ def test_the_guide_has_every_kind_of_example():
     assert BLOCKS[-1].section == "Switching that code to Gradium" and BLOCKS[-1].lang == "toml"
 
 
-def test_every_block_runs_against_the_deepgram_front(guide: Guide):
-    guide.use(guide.deepgram_url)
-    for block in BLOCKS:
-        guide.run(block)
-    config = load_config(guide.folder / "speechbridge.toml")
-    assert (config.select("stt").provider, config.select("tts").provider) == ("gradium", "gradium")
+def test_every_block_runs_against_the_deepgram_front(guide: MigrationGuide):
+    guide.run_on_vendor()
 
 
-def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: Guide):
-    gradium_config = [block for block in BLOCKS if block.lang == "toml" and block.section.startswith("Switching")]
-    assert len(gradium_config) == 1
-    guide.use(guide.gradium_url)
-    guide.run(gradium_config[0])
-    for block in BLOCKS:
-        if block.is_speechbridge:
-            guide.run(block)
+def test_the_speechbridge_blocks_run_unchanged_on_gradium(guide: MigrationGuide):
+    guide.run_speechbridge_blocks_on_gradium()
 
 
-def test_a_block_that_fails_fails_the_test(guide: Guide):
-    guide.use(guide.deepgram_url)
+def test_a_block_that_fails_fails_the_test(guide: MigrationGuide):
+    guide.use(guide.vendor_url)
     broken = Block("python", None, 'from speechbridge import transcribe_file\ntranscribe_file("missing.wav")\n', 1, "x")
     with pytest.raises(SpeechBridgeError, match=r"missing\.wav"):
-        guide.run(broken)
+        guide.runner.run(broken)
     with pytest.raises(AssertionError, match="no runner for 'bash' blocks"):
-        guide.run(Block("bash", None, "ls\n", 1, "x"))
-    guide.run(Block("json", "options.json", '{"model": "nova-3", "tag": "x"}\n', 1, "x"))
-    guide.run(Block("sh", None, "speechbridge migrate deepgram options.json > speechbridge.toml\n", 1, "x"))
+        guide.runner.run(Block("bash", None, "ls\n", 1, "x"))
+    guide.runner.run(Block("json", "options.json", '{"model": "nova-3", "tag": "x"}\n', 1, "x"))
+    guide.runner.run(Block("sh", None, "speechbridge migrate deepgram options.json > speechbridge.toml\n", 1, "x"))
     with pytest.raises(AssertionError, match="the command printed"):
-        guide.run(Block("text", None, "not migrated: nothing\n", 1, "x"))
+        guide.runner.run(Block("text", None, "not migrated: nothing\n", 1, "x"))
     with pytest.raises(AssertionError, match="the command wrote other tables"):
-        guide.run(Block("toml", "speechbridge.toml", '[stt]\nprovider = "deepgram"\n', 1, "x"))
+        guide.runner.run(Block("toml", "speechbridge.toml", '[stt]\nprovider = "deepgram"\n', 1, "x"))
