@@ -46,12 +46,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Final, TypeVar
 
+from server_process import serve_and_announce, server_process
 from speechbridge_gradium.server import make_app
 from speechbridge_gradium.stt import GradiumSTT
 from websockets.asyncio.client import connect
 
 from speechbridge.events import TurnEnded
-from speechbridge.serving import serve
 from speechbridge.testing.scripted import ScriptedSTT
 from speechbridge.testing.servers import LiveServer
 from speechbridge.websocket import WebSocket
@@ -346,22 +346,7 @@ def run_client(variant: str, url: str, streams: int, seconds: float, *, profile:
 def run_server() -> None:
     """The body of the server process: serve until SIGTERM, the URL on the first line of standard output."""
     app = make_app(scripted_backend(300.0), None)
-    announce = lambda url: print(url, flush=True)  # noqa: E731
-    asyncio.run(serve(app, host="127.0.0.1", port=0, log_level="warning", on_listening=announce))
-
-
-@contextlib.contextmanager
-def server_process() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, __file__, "--role", "server"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the server process did not start (printed {url!r})")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    serve_and_announce(app)
 
 
 def client_round(url: str, streams: int, seconds: float, *, profile: bool) -> dict[str, dict[str, Any]]:
@@ -464,7 +449,7 @@ def main() -> None:
         return
     run = run_profiled if args.profile else asyncio.run
     latency = run(turn_latencies(args.turns, args.speedup))
-    with server_process() as url:
+    with server_process(__file__) as (url, _):
         rounds = [client_round(url, args.streams, args.seconds, profile=args.profile) for _ in range(args.rounds)]
     report(args, latency, rounds)
     if args.profile:

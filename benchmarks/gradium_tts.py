@@ -26,25 +26,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
+from server_process import serve_and_announce, server_process
 from speechbridge_gradium.server import make_app
 from speechbridge_gradium.settings import DEFAULT_VOICE_ID
 from speechbridge_gradium.tts import GradiumTTS
 from websockets.asyncio.client import connect
 
 from speechbridge.events import AudioChunk
-from speechbridge.serving import serve
 from speechbridge.testing.scripted import ScriptedTTS
 from speechbridge.websocket import default_engine
 
@@ -188,22 +184,7 @@ def counting_sockets(app: Any) -> Any:
 
 def run_server() -> None:
     app = counting_sockets(make_app(None, ScriptedTTS(sample_rate=RATE)))
-    announce = lambda url: print(url, flush=True)  # noqa: E731
-    asyncio.run(serve(app, host="127.0.0.1", port=0, log_level="warning", on_listening=announce))
-
-
-@contextlib.contextmanager
-def server_process() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, __file__, "--role", "server"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the server process did not start (printed {url!r})")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    serve_and_announce(app)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
@@ -259,7 +240,7 @@ def main() -> None:
     if args.role == "server":
         run_server()
         return
-    with server_process() as url:
+    with server_process(__file__) as (url, _):
         ours, bare, rounds = asyncio.run(run(url, args))
     report(args, ours, bare, rounds)
 

@@ -34,13 +34,12 @@ import subprocess
 import sys
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any, Final
 
+from server_process import serve_and_announce, server_process
 from speechbridge_gradium.server import make_app
 from speechbridge_gradium.stt import GradiumSTT
 
-from speechbridge.serving import serve
 from speechbridge.stt import STTProvider
 from speechbridge.testing.scripted import ScriptedSTT
 
@@ -132,22 +131,7 @@ def run_server() -> None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     app = make_app(ScriptedSTT(sample_rate=RATE), None)
-    announce = lambda url: print(url, flush=True)  # noqa: E731
-    asyncio.run(serve(app, host="127.0.0.1", port=0, log_level="warning", on_listening=announce))
-
-
-@contextlib.contextmanager
-def server_process() -> Iterator[tuple[str, int]]:
-    process = subprocess.Popen([sys.executable, __file__, "--role", "server"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the server process did not start (printed {url!r})")
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
+    serve_and_announce(app)
 
 
 def measure(variant: str, url: str, server_pid: int, args: argparse.Namespace, *, trace: bool) -> dict[str, Any]:
@@ -219,9 +203,9 @@ def main() -> None:
         return
     results = {}
     for variant in VARIANTS:
-        with server_process() as (url, server_pid):
+        with server_process(__file__) as (url, server_pid):
             plain = measure(variant, url, server_pid, args, trace=False)
-        with server_process() as (url, server_pid):
+        with server_process(__file__) as (url, server_pid):
             traced = measure(variant, url, server_pid, args, trace=True)
         results[variant] = (plain, traced)
     report(args, results)

@@ -53,8 +53,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +61,7 @@ from typing import Any, Final
 
 import attrs
 import numpy as np
+from server_process import serve_and_announce, server_process
 from speechbridge_gradium.connection import GradiumRequest
 from speechbridge_gradium.protocol import FRAME_S, FlushedOut, ServerMessage, StepOut
 from speechbridge_gradium.server import make_app
@@ -72,7 +71,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from speechbridge.audio import PCMAudio
 from speechbridge.events import TurnEnded
 from speechbridge.plugins import get_registry
-from speechbridge.serving import serve
 from speechbridge.stt import STTProvider
 from speechbridge.testing.scripted import ScriptedSTT
 
@@ -456,24 +454,7 @@ def backend(args: argparse.Namespace) -> STTProvider[Any]:
 def run_server(args: argparse.Namespace) -> None:
     """The body of the server process: a Gradium front over the backend, its URL on standard output."""
     app = make_app(backend(args), None)
-    announce = lambda url: print(url, flush=True)  # noqa: E731
-    asyncio.run(serve(app, host="127.0.0.1", port=0, log_level="warning", on_listening=announce))
-
-
-@contextlib.contextmanager
-def server_process(args: argparse.Namespace) -> Iterator[str]:
-    options = ["--backend", args.backend, "--turns", str(args.turns), "--ms-per-word", str(args.ms_per_word)]
-    process = subprocess.Popen([sys.executable, __file__, "--role", "server", *options], stdout=subprocess.PIPE,
-                               text=True)  # fmt: skip
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the server process did not start (printed {url!r})")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    serve_and_announce(app)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
@@ -580,7 +561,8 @@ def main() -> None:
     audio, turns = timeline(asyncio.run(speech_clips()), args.turns, args.gap)
     fitted = ScriptedSTT.for_audio(PCMAudio(audio, RATE), script_for(args.turns), sample_rate=RATE)
     args.ms_per_word = fitted.settings.ms_per_word
-    with server_process(args) as url:
+    options = ["--backend", args.backend, "--turns", str(args.turns), "--ms-per-word", str(args.ms_per_word)]
+    with server_process(__file__, *options) as (url, _):
         outcomes, start, worst = asyncio.run(run_clients(url, audio, args))
     report(args, turns, outcomes, start, worst)
 
