@@ -5,7 +5,8 @@
     python3 dev.py test [ARGS]     run the whole test suite (pytest ARGS)
 
 Each command first makes ``.venv`` (Python 3.11+) and installs the core and every backend in it; the install is
-redone only when a pyproject.toml changes.
+redone only when a pyproject.toml changes. ``test`` also fetches the Smart Turn model its tests use, once, from the
+``pipecat-ai`` wheel on PyPI (``speechbridge_local.smart_turn``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> int:
         return subprocess.call([str(python), str(ROOT / "examples" / "roundtrip.py"), *args])
     if command == "test":
         python = setup()
+        subprocess.run([str(python), "-m", "speechbridge_local.smart_turn"], check=True, stdout=subprocess.DEVNULL)
         return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
     print(__doc__.strip(), file=sys.stderr)
     return 2

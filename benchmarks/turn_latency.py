@@ -1,17 +1,20 @@
 """Turn latency over Gradium: speechbridge's semantic-VAD turns against pipecat's local-VAD flush and 100 ms wait.
 
-    .venv/bin/python benchmarks/turn_latency.py [--backend local|scripted] [--turns N] [--gap S]
-                                                [--delay-in-frames D] [--horizons H,H,...]
+    .venv/bin/python benchmarks/turn_latency.py [--backend local|scripted] [--turn-model smart-turn|silence]
+                                                [--turns N] [--gap S] [--delay-in-frames D] [--policies H[:S],...]
 
 **Server.** A Gradium front (``speechbridge_gradium.server.make_app``) runs in a process of its own, over the
 ``local`` backend (pocketsphinx recognition, webrtcvad voice activity) or, with ``--backend scripted``, over a
 ``ScriptedSTT`` that declares no VAD, so that the front measures voice activity from the audio level (above -40 dBFS
 is speech) and the recogniser costs next to nothing. The front turns the voice activity into Gradium's ``step``
-messages with its inactivity model (``server/vad.py``): after ``s`` seconds of silence the
-probability of staying silent over a horizon ``h`` is ``1 - exp(-s / (0.25 h))``, so a threshold of 0.5 is crossed
-after 0.35 s of silence at the 2 s horizon, 0.17 s at 1 s and 0.09 s at 0.5 s (counted in whole 80 ms steps). Words
-leave the server ``delay_in_frames`` steps after they end (default 10, 0.8 s), or at once on a flush. Every client
-sends the same ``json_config`` (``language: en`` and that delay), so all see the same server.
+messages (``server/vad.py``). Its silence model alone (``--turn-model silence``) says that after ``s`` seconds of
+silence the probability of staying silent over a horizon ``h`` is ``1 - exp(-s / (0.25 h))``: a threshold of 0.5 is
+crossed after 0.35 s of silence at the 2 s horizon, 0.17 s at 1 s (counted in whole 80 ms steps). Gradium's model is
+semantic, so by default (``--turn-model smart-turn``) the front also scores the first step of each silence after
+speech with Smart Turn v3.2 (``speechbridge_local.smart_turn``), the probability ``c`` that the turn is over, and
+predicts ``c + (1 - c) * (1 - exp(-s / (0.25 h)))``. Words leave the server ``delay_in_frames`` steps after they end
+(default 10, 0.8 s), or at once on a flush. Every client sends the same ``json_config`` (``language: en`` and that
+delay), so all see the same server.
 
 **Audio.** ``N`` turns (default 40) of hibari speech (the local TTS, 16 kHz), each cut where its speech ends (the
 end of the last 10 ms whose level is within 40 dB of the sentence's loudest), followed by ``S`` seconds of silence
@@ -29,14 +32,15 @@ every client at the same moment: the clients run side by side, in one process, o
   -0.691 dB, as BS.1770 without its K-weighting filter) where pipecat measures BS.1770 loudness; at these levels the
   volume never decides when speech stops. pipecat's frame queues between the transport, the STT service and the
   user aggregator that runs the VAD are not modelled: they would add to pipecat's figure.
-- *speechbridge*: ``GradiumSTT`` streams with semantic-VAD turn detection, one per horizon in ``H`` (default 2.0,
-  the default setting, then 1.0 and 0.5), threshold 0.5; the final text is the ``TurnEnded`` event the caller's
-  ``async for`` receives.
+- *speechbridge*: ``GradiumSTT`` streams with semantic-VAD turn detection, one per policy: ``turn_horizon_s`` and,
+  after a colon, ``turn_steps`` (default ``2.0,2.0:2,1.0``: the default settings, then two consecutive steps, then
+  the 1 s horizon), threshold 0.5; the final text is the ``TurnEnded`` event the caller's ``async for`` receives.
 
 **Measure.** For each turn and client, from the moment the turn's last speech sample is played to the moment its
 final text reaches the caller (``time.monotonic``): the first final that comes after the speech end and before the
-next turn starts. A final during a turn's speech counts as a split turn; a turn with no final in its silence, as
-missed. Differences against pipecat's way are taken turn by turn. The second table shows where the time goes:
+next turn starts. A turn with a final during its speech counts as split; a turn with no final in its silence, as
+missed. Differences against pipecat's way are taken turn by turn, over all turns both timed and over those neither
+split. The second table shows where the time goes:
 speech end to ``flush`` sent (the VAD's decision), ``flush`` sent to ``flushed`` received (the server's flush),
 ``flushed`` to final text (pipecat's 100 ms), and, for speechbridge, the step lag: how long after its 80 ms of audio
 was played each ``step`` reached the client (the server's semantic VAD cannot be faster than that).
@@ -66,6 +70,7 @@ from speechbridge_gradium.connection import GradiumRequest
 from speechbridge_gradium.protocol import FRAME_S, FlushedOut, ServerMessage, StepOut
 from speechbridge_gradium.server import make_app
 from speechbridge_gradium.stt import GradiumSTT
+from speechbridge_local.smart_turn import SmartTurn
 from websockets.asyncio.client import ClientConnection, connect
 
 from speechbridge.audio import PCMAudio
@@ -331,11 +336,12 @@ class PipecatClient:
 class SpeechbridgeClient:
     """speechbridge's ``GradiumSTT`` with semantic-VAD turns at one horizon; the final text is ``TurnEnded``."""
 
-    def __init__(self, url: str, delay_in_frames: int, horizon_s: float) -> None:
-        default = " (default)" if horizon_s == 2.0 else ""
-        self.outcome = Outcome(f"speechbridge, horizon {horizon_s:g} s{default}")
+    def __init__(self, url: str, delay_in_frames: int, policy: tuple[float, int]) -> None:
+        horizon_s, steps = policy
+        default = " (default)" if policy == (2.0, 1) else ""
+        self.outcome = Outcome(f"speechbridge, horizon {horizon_s:g} s, {steps} step{'s' * (steps > 1)}{default}")
         self.stt = GradiumSTT(api_key=API_KEY, base_url=url + "/api", language=LANGUAGE,
-                              delay_in_frames=delay_in_frames, turn_horizon_s=horizon_s)  # fmt: skip
+                              delay_in_frames=delay_in_frames, turn_horizon_s=horizon_s, turn_steps=steps)  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
         self._listener: asyncio.Task[None] | None = None
 
@@ -418,7 +424,7 @@ async def play(audio: bytes, clients: list[PipecatClient | SpeechbridgeClient]) 
 
 
 async def run_clients(url: str, audio: bytes, args: argparse.Namespace) -> tuple[list[Outcome], float, float]:
-    ours = [SpeechbridgeClient(url, args.delay_in_frames, horizon) for horizon in args.horizons]
+    ours = [SpeechbridgeClient(url, args.delay_in_frames, policy) for policy in args.policies]
     pipecat = PipecatClient(url, args.delay_in_frames)
     clients: list[PipecatClient | SpeechbridgeClient] = [pipecat, *ours]
     with flushes_recorded(ours):
@@ -453,7 +459,8 @@ def backend(args: argparse.Namespace) -> STTProvider[Any]:
 
 def run_server(args: argparse.Namespace) -> None:
     """The body of the server process: a Gradium front over the backend, its URL on standard output."""
-    app = make_app(backend(args), None)
+    completion = SmartTurn.load().completion if args.turn_model == "smart-turn" else None
+    app = make_app(backend(args), None, turn_completion=completion)
     serve_and_announce(app)
 
 
@@ -468,18 +475,20 @@ class TurnTimes:
     flush: dict[int, float]
     flushed: dict[int, float]
     missed: int
-    split: int
+    split: frozenset[int]  # the turns with a final during their speech
 
 
 def per_turn(outcome: Outcome, turns: list[Turn], start: float) -> TurnTimes:
     final: dict[int, float] = {}
     flush: dict[int, float] = {}
     flushed: dict[int, float] = {}
-    missed = split = 0
+    missed = 0
+    split = set()
     for index, turn in enumerate(turns):
         speech_end = start + turn.end_s
         silence_end = start + turns[index + 1].start_s if index + 1 < len(turns) else math.inf
-        split += sum(start + turn.start_s <= at < speech_end for at, _ in outcome.finals)
+        if any(start + turn.start_s <= at < speech_end for at, _ in outcome.finals):
+            split.add(index)
         finals = [at for at, _ in outcome.finals if speech_end <= at < silence_end]
         if not finals:
             missed += 1
@@ -491,7 +500,7 @@ def per_turn(outcome: Outcome, turns: list[Turn], start: float) -> TurnTimes:
             answers = [at for at in outcome.flushed if flushes[0] <= at <= finals[0]]
             if answers:
                 flushed[index] = answers[0] - speech_end
-    return TurnTimes(final, flush, flushed, missed, split)
+    return TurnTimes(final, flush, flushed, missed, frozenset(split))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -514,22 +523,26 @@ def report(args: argparse.Namespace, turns: list[Turn], outcomes: list[Outcome],
     print()
     times = [per_turn(outcome, turns, start) for outcome in outcomes]
     pipecat = times[0]
-    print("| speech end -> final text | median | p95 | faster than pipecat's way (per turn) | target |")
-    print("|---|---|---|---|---|")
+    print("| speech end -> final text | median | p95 | faster than pipecat's way (per turn) "
+          "| the same, on turns neither split | target |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for outcome, figures in zip(outcomes, times, strict=True):
         values = list(figures.final.values())
         if not values:
-            print(f"| {outcome.name} | no turn finished | | | |")
+            print(f"| {outcome.name} | no turn finished | | | | |")
             continue
         row = f"| {outcome.name} | {ms(statistics.median(values))} | {ms(percentile(values, 0.95))} |"
         if figures is pipecat:
-            print(f"{row} | |")
+            print(f"{row} | | |")
             continue
-        gains = [pipecat.final[index] - figures.final[index] for index in figures.final if index in pipecat.final]
+        both = [index for index in figures.final if index in pipecat.final]
+        gains = [pipecat.final[index] - figures.final[index] for index in both]
+        whole = [pipecat.final[i] - figures.final[i] for i in both if i not in figures.split | pipecat.split]
         median = statistics.median(gains)
         verdict = "ok" if median * 1000 >= TARGET_MS else "MISSED"
         spread = f"{ms(median)} (p5 {ms(percentile(gains, 0.05))}, p95 {ms(percentile(gains, 0.95))})"
-        print(f"{row} {spread} | >= {TARGET_MS:g} ms {verdict} |")
+        unsplit = f"{ms(statistics.median(whole))} ({len(whole)} turns)" if whole else "-"
+        print(f"{row} {spread} | {unsplit} | >= {TARGET_MS:g} ms {verdict} |")
     print()
     print("| where the time goes (medians) | speech end -> flush sent | flush sent -> flushed received "
           "| flushed -> final text | step lag | turns: timed, missed, split |")  # fmt: skip
@@ -540,7 +553,13 @@ def report(args: argparse.Namespace, turns: list[Turn], outcomes: list[Outcome],
         lags = [at - start - (index + 1) * FRAME_S for index, at in outcome.steps]
         columns = [list(figures.flush.values()), server, client, lags]
         cells = " | ".join(ms(statistics.median(values)) if values else "-" for values in columns)
-        print(f"| {outcome.name} | {cells} | {len(figures.final)}, {figures.missed}, {figures.split} |")
+        print(f"| {outcome.name} | {cells} | {len(figures.final)}, {figures.missed}, {len(figures.split)} |")
+
+
+def policies(text: str) -> list[tuple[float, int]]:
+    """``2.0,2.0:2`` -> [(2.0, 1), (2.0, 2)]: (turn_horizon_s, turn_steps) pairs."""
+    pairs = (item.partition(":") for item in text.split(","))
+    return [(float(horizon), int(steps or 1)) for horizon, _, steps in pairs]
 
 
 def main() -> None:
@@ -548,10 +567,14 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=40, help="turns of speech (default 40)")
     parser.add_argument("--gap", type=float, default=1.5, help="seconds of silence after each turn (default 1.5)")
     parser.add_argument("--delay-in-frames", type=int, default=10, help="Gradium's delay_in_frames (default 10)")
-    parser.add_argument("--horizons", type=lambda text: [float(h) for h in text.split(",")], default=[2.0, 1.0, 0.5],
-                        help="speechbridge turn_horizon_s values, one stream each (default 2.0,1.0,0.5)")  # fmt: skip
+    parser.add_argument("--policies", type=policies, default=policies("2.0,2.0:2,1.0"),
+                        help="speechbridge turn policies, one stream each: turn_horizon_s, and turn_steps after "
+                        "a colon when not 1 (default 2.0,2.0:2,1.0)")  # fmt: skip
     parser.add_argument("--backend", choices=("local", "scripted"), default="local",
                         help="the server's backend: local (pocketsphinx, webrtcvad; default) or scripted")  # fmt: skip
+    parser.add_argument("--turn-model", choices=("smart-turn", "silence"), default="smart-turn",
+                        help="what the server's semantic VAD hears: Smart Turn and the silence (default), or the "
+                        "silence alone")  # fmt: skip
     parser.add_argument("--role", choices=("server",), help=argparse.SUPPRESS)
     parser.add_argument("--ms-per-word", type=float, default=300.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -561,7 +584,8 @@ def main() -> None:
     audio, turns = timeline(asyncio.run(speech_clips()), args.turns, args.gap)
     fitted = ScriptedSTT.for_audio(PCMAudio(audio, RATE), script_for(args.turns), sample_rate=RATE)
     args.ms_per_word = fitted.settings.ms_per_word
-    options = ["--backend", args.backend, "--turns", str(args.turns), "--ms-per-word", str(args.ms_per_word)]
+    options = ["--backend", args.backend, "--turns", str(args.turns), "--ms-per-word", str(args.ms_per_word),
+               "--turn-model", args.turn_model]  # fmt: skip
     with server_process(__file__, *options) as (url, _):
         outcomes, start, worst = asyncio.run(run_clients(url, audio, args))
     report(args, turns, outcomes, start, worst)

@@ -408,6 +408,23 @@ async def test_steps_without_backend_vad_follow_the_silence(speech_sample: Speec
     assert words(messages) == list(speech_sample.words)
 
 
+async def test_a_turn_completion_model_makes_the_steps_semantic(speech_sample: SpeechSample) -> None:
+    scored: list[float] = []
+
+    def completion(pcm16: bytes, sample_rate: int) -> float:
+        scored.append(len(pcm16) / 2 / sample_rate)
+        return 0.95
+
+    stt = NoVadSTT.for_audio(speech_sample.audio, speech_sample.words)
+    async with LiveServer(make_app(stt, None, turn_completion=completion)) as live:
+        audio = speech_sample.audio.data + bytes(2 * 16000 * 2)
+        messages = await transcribe(live, {"input_format": "pcm_16000"}, audio)
+    two_s = [m["vad"][2]["inactivity_prob"] for m in messages if m["type"] == "step"]
+    speech_end = round((speech_sample.audio.duration_s - 0.3) / 0.08)
+    assert min(two_s[speech_end + 1 :]) >= 0.95  # at once, where the silence alone gives 0.15 after 80 ms
+    assert scored and max(scored) <= speech_sample.audio.duration_s  # at the first step of each silence
+
+
 async def test_steps_from_backend_vad_rise_in_silence(server: LiveServer, speech_sample: SpeechSample) -> None:
     messages = await transcribe(server, {"input_format": "pcm_16000"}, speech_sample.audio.data + bytes(64000))
     steps = [m for m in messages if m["type"] == "step"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import pytest
@@ -47,6 +48,43 @@ def test_measured_vad_counts_silence_between_levels(speech_sample: SpeechSample)
     model.observe_pcm(bytes(2 * 16000), 16000)
     assert model.speech_prob < 0.01 and model.silence_s == pytest.approx(1.0 + model.silence_s - 1.0)
     assert model.inactivity()[0] > 0.99
+
+
+async def test_a_turn_completion_model_scores_each_silence_once() -> None:
+    heard: list[tuple[int, int]] = []
+
+    def completion(pcm16: bytes, sample_rate: int) -> float:
+        heard.append((len(pcm16), sample_rate))
+        return 0.9 if len(heard) == 1 else 0.6
+
+    model = InactivityModel(completion)
+
+    async def step(speech_prob: float) -> None:
+        model.hear(bytes(round(0.08 * 8000) * 2), 8000)
+        model.observe(VADUpdate(model.time_s + 0.08, speech_prob))
+        await model.judge()
+
+    model.hear(bytes(9 * 8000 * 2), 8000)  # more than the model's 8 s window
+    await step(0.95)
+    assert heard == [] and model.inactivity() == (0.0, 0.0, 0.0, 0.0)
+    await step(0.0)
+    assert heard == [(8 * 8000 * 2, 8000)]
+    silence = [1 - math.exp(-0.08 / (0.25 * horizon)) for horizon in (0.5, 1.0, 2.0, 3.0)]
+    assert model.inactivity() == pytest.approx([0.9 + 0.1 * p for p in silence], abs=1e-4)
+    await step(0.0)
+    assert len(heard) == 1 and model.completion_prob == 0.9  # the same silence is not scored again
+    await step(0.9)
+    assert model.completion_prob == 0.0
+    await step(0.1)
+    assert len(heard) == 2 and model.completion_prob == 0.6
+
+
+async def test_without_speech_there_is_no_turn_to_score() -> None:
+    model = InactivityModel(lambda pcm16, sample_rate: pytest.fail("scored a silence that followed no speech"))
+    model.hear(bytes(3200), 16000)
+    model.observe(VADUpdate(0.08, 0.0))
+    await model.judge()
+    assert model.completion_prob == 0.0
 
 
 def _feed(decoder: InputDecoder, data: bytes, size: int) -> bytes:

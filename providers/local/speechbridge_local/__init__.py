@@ -1,4 +1,5 @@
-"""speechbridge's embedded offline backend: pocketsphinx STT, hibari TTS, webrtcvad VAD.
+"""speechbridge's embedded offline backend: pocketsphinx STT, hibari TTS, webrtcvad VAD, and the Smart Turn
+end-of-turn model (:mod:`.smart_turn`).
 
 Installed, it is found through its ``speechbridge`` entry point as the ``local`` provider; nothing registers on import.
 """

@@ -41,6 +41,7 @@ from .faults import Faults
 from .requests import Channel, Request
 from .stt import STTRequest
 from .tts import TTSRequest
+from .vad import TurnCompletion
 from .voices import VoiceCatalog
 
 __all__ = ["DEFAULT_CREDITS", "MAX_BODY_BYTES", "GradiumFront", "make_app"]
@@ -73,10 +74,12 @@ class GradiumFront:
         voices: VoiceCatalog,
         credits: Mapping[str, Any],
         faults: Faults | None,
+        turn_completion: TurnCompletion | None = None,
     ) -> None:
         self.stt, self.tts = stt, tts
         self.keys, self.voices, self.credits = keys, voices, dict(credits)
         self.faults = faults
+        self.turn_completion = turn_completion
         self.connections = 0
 
     def next_faults(self) -> Faults | None:
@@ -96,7 +99,7 @@ class GradiumFront:
             return TTSRequest(channel, setup, self.tts, self.voices)
         if self.stt is None:
             raise RequestError(POLICY, "this server has no speech-to-text backend")
-        return STTRequest(channel, setup, self.stt)
+        return STTRequest(channel, setup, self.stt, self.turn_completion)
 
     # --- WebSocket ------------------------------------------------------------------------------------------------
 
@@ -314,12 +317,16 @@ def make_app(
     voices: Mapping[str, str | None] | None = None,
     credits: Mapping[str, Any] | None = None,
     token_ttl_s: float = 300.0,
+    turn_completion: TurnCompletion | None = None,
 ) -> Starlette:
     """A wire-compatible Gradium server (ASGI) whose speech is done by ``stt`` and ``tts``.
 
     ``api_keys``: the keys accepted in ``x-api-key`` (None: any non-empty key). ``voices``: Gradium voice id ->
     backend voice (None: the backend's default voice); by default the backend's voices and the client libraries'
     default voice ids. ``credits``: what ``GET /usages/credits`` answers. ``faults``: what to break, for tests.
+    ``turn_completion``: a model of whether the speaker has finished (such as Smart Turn:
+    ``speechbridge_local.smart_turn.SmartTurn.load().completion``) that makes the ``step`` predictions semantic
+    (:mod:`.vad`); without one they follow the silence alone.
     Routes are served under ``/api`` and without it; a WebSocket on any other path is dispatched on its setup.
     """
     front = GradiumFront(
@@ -329,6 +336,7 @@ def make_app(
         voices=VoiceCatalog(tts, voices),
         credits=DEFAULT_CREDITS if credits is None else credits,
         faults=faults,
+        turn_completion=turn_completion,
     )
     app = Starlette(routes=front.routes(), max_body_size=MAX_BODY_BYTES)
     app.state.front = front

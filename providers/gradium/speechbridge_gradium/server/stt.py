@@ -42,7 +42,7 @@ from ..settings import GradiumSTTSettings
 from .audio_in import InputDecoder
 from .failures import POLICY, RequestError
 from .requests import Channel, Request
-from .vad import InactivityModel
+from .vad import InactivityModel, TurnCompletion
 
 __all__ = ["DEFAULT_DELAY_IN_FRAMES", "STTRequest", "WordRelease", "read_stt_config"]
 
@@ -110,7 +110,9 @@ class WordRelease:
 class STTRequest(Request):
     """Recognition for one setup."""
 
-    def __init__(self, channel: Channel, setup: Setup, backend: STTProvider[Any]) -> None:
+    def __init__(
+        self, channel: Channel, setup: Setup, backend: STTProvider[Any], completion: TurnCompletion | None = None
+    ) -> None:
         super().__init__(channel, setup)
         self.backend = backend
         self.language: str | None = None
@@ -118,7 +120,7 @@ class STTRequest(Request):
         self.decoder: InputDecoder
         self.stream: STTStream | None = None
         self.audio_s = 0.0
-        self.vad = InactivityModel()
+        self.vad = InactivityModel(completion)
         self.words = WordRelease(self.delay_in_frames * FRAME_S)
         self._heard_s = 0.0
         self._flush_ids: deque[Any] = deque()
@@ -175,6 +177,7 @@ class STTRequest(Request):
             await self._open_backend(self.decoder.sample_rate)
         assert self.stream is not None and self.decoder.sample_rate is not None
         self.audio_s += len(pcm) / 2 / self.decoder.sample_rate
+        self.vad.hear(pcm, self.decoder.sample_rate)
         if self._measure_vad:
             self.vad.observe_pcm(pcm, self.decoder.sample_rate)
             await self._send_steps(self.audio_s)
@@ -204,6 +207,7 @@ class STTRequest(Request):
                 return
 
     async def _send_steps(self, time_s: float, *, partial: bool = False) -> None:
+        await self.vad.judge()
         for step in self.vad.steps_until(time_s, partial=partial):
             await self.emit(step)
 
