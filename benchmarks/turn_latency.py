@@ -334,7 +334,7 @@ class PipecatClient:
 
 
 class SpeechbridgeClient:
-    """speechbridge's ``GradiumSTT`` with semantic-VAD turns at one horizon; the final text is ``TurnEnded``."""
+    """speechbridge's ``GradiumSTT`` with semantic-VAD turns under one policy; the final text is ``TurnEnded``."""
 
     def __init__(self, url: str, delay_in_frames: int, policy: tuple[float, int]) -> None:
         horizon_s, steps = policy
