@@ -77,6 +77,15 @@ class SilenceTurnDetector:
             self._run_start = None
         return None
 
+    def end_turn(self) -> TurnSignal | None:
+        """End the turn now, if it is in a silence after its speech (another judge, such as a turn-completion model,
+        decided it is over); ``time_s`` is where the silence began."""
+        if not self._in_speech or self._run_start is None:
+            return None
+        run_start, self._run_start = self._run_start, None
+        self._in_speech = False
+        return TurnSignal("turn_ended", run_start)
+
     def reset(self) -> None:
         """Forget the turn in progress, if any (the stream time keeps running)."""
         self._in_speech = False

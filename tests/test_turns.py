@@ -52,6 +52,17 @@ def test_steps_of_any_length() -> None:
     assert detector.update(False, 0.5) == TurnSignal("turn_ended", pytest.approx(0.02))
 
 
+def test_a_turn_can_be_ended_early_in_its_silence() -> None:
+    detector = SilenceTurnDetector(1.0)
+    feed(detector, "..SSS")
+    assert detector.end_turn() is None  # still talking
+    feed(detector, "..")
+    assert detector.end_turn() == TurnSignal("turn_ended", pytest.approx(0.5))  # where the speech stopped
+    assert not detector.in_speech and detector.end_turn() is None
+    assert feed(detector, "..........") == []  # the silence that ended it ends nothing more
+    assert feed(detector, "SS") == [TurnSignal("speech_started", pytest.approx(1.7))]
+
+
 def test_reset_forgets_the_turn_in_progress() -> None:
     detector = SilenceTurnDetector(0.2)
     feed(detector, "SS.")

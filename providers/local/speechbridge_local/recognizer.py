@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from speechbridge.events import SpeechStarted, STTEvent, Transcript, TurnEnded, VADUpdate, Word
 from speechbridge.turns import SilenceTurnDetector
@@ -27,6 +28,8 @@ FRAME_BYTES: Final = SAMPLE_RATE // 1000 * 80 * 2  # 80 ms, as streams send
 SPEECH_SHARE: Final = 0.5  # a frame is speech when at least this share of its VAD steps is
 MIN_SPEECH_S: Final = 0.15  # shorter bursts (clicks, breaths) do not start a turn
 MAX_IDLE_UTTERANCE_S: Final = 30.0  # a silent stretch this long closes the utterance, bounding decoder memory
+COMPLETION_WINDOW_BYTES: Final = 8 * SAMPLE_RATE * 2  # what a turn-completion model hears (Smart Turn: 8 s)
+COMPLETE: Final = 0.5  # a turn-completion probability at least this ends the turn
 _VARIANT = re.compile(r"\(\d+\)$")
 
 
@@ -68,7 +71,8 @@ class DecoderPool:
 
 
 class Recognizer:
-    """Decode a live 16 kHz stream into transcripts, voice activity and silence-ended turns.
+    """Decode a live 16 kHz stream into transcripts, voice activity and turns ended by silence, or by ``completion``
+    (the probability that the turn is over, given the latest audio) judged at the first silent frame after speech.
 
     A final transcript closes each pocketsphinx utterance: at a turn's end, at ``finish()`` (flush and end of
     stream), and after a long silence. ``live`` decodes audio as it arrives, learning the cepstral mean as it goes;
@@ -78,7 +82,15 @@ class Recognizer:
     ``TurnEnded``.
     """
 
-    def __init__(self, decoder: Decoder, settings: LocalSTTSettings, *, live: bool, interim_results: bool) -> None:
+    def __init__(
+        self,
+        decoder: Decoder,
+        settings: LocalSTTSettings,
+        *,
+        live: bool,
+        interim_results: bool,
+        completion: Callable[[bytes, int], float] | None = None,
+    ) -> None:
         import numpy
         import webrtcvad  # type: ignore[import-untyped]
 
@@ -92,6 +104,9 @@ class Recognizer:
         self._interim_results = live and interim_results
         self._held: list[bytes] = []  # the utterance's audio, when not live
         self._turns = SilenceTurnDetector(settings.silence_ms / 1000, min_speech_s=MIN_SPEECH_S)
+        self._completion = completion
+        self._recent = bytearray()  # the latest audio, for the completion model
+        self._judged = False  # the current silence was put to the completion model
         self._vad_pending = b""
         self._last_speech_prob = 0.0
         self._samples = 0  # fed to the decoder since the stream started
@@ -117,6 +132,9 @@ class Recognizer:
         self._samples += len(frame) // 2
         events.append(VADUpdate(self.time_s, speech_prob))
         signal = self._turns.update(speech_prob >= SPEECH_SHARE, len(frame) / 2 / SAMPLE_RATE)
+        reason: Literal["silence", "semantic_vad"] = "silence"
+        if self._completion is not None and self._judged_over(frame, speech_prob) and signal is None:
+            signal, reason = self._turns.end_turn(), "semantic_vad"
         if signal is not None and signal.kind == "speech_started":
             events.append(SpeechStarted(signal.time_s))
         if self._interim_results:
@@ -124,7 +142,7 @@ class Recognizer:
         if signal is not None and signal.kind == "turn_ended":
             events.extend(self._close_utterance())
             if self._turn_texts:
-                events.append(TurnEnded(" ".join(self._turn_texts), reason="silence", time_s=signal.time_s))
+                events.append(TurnEnded(" ".join(self._turn_texts), reason=reason, time_s=signal.time_s))
             self._turn_texts.clear()
         elif self._idle_too_long(speech_prob):
             events.extend(self._close_utterance())
@@ -156,6 +174,19 @@ class Recognizer:
             words=words,
             language=self._language,
         )
+
+    def _judged_over(self, frame: bytes, speech_prob: float) -> bool:
+        """Keep the latest audio; at the first silent frame after speech, ask the completion model."""
+        assert self._completion is not None
+        self._recent += frame
+        del self._recent[:-COMPLETION_WINDOW_BYTES]
+        if speech_prob >= SPEECH_SHARE:
+            self._judged = False
+            return False
+        if self._judged or not self._turns.in_speech:
+            return False
+        self._judged = True
+        return self._completion(bytes(self._recent), SAMPLE_RATE) >= COMPLETE
 
     def _idle_too_long(self, speech_prob: float) -> bool:
         idle = not self._turns.in_speech and speech_prob < SPEECH_SHARE

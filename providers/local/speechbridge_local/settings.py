@@ -20,7 +20,10 @@ class LocalSTTSettings:
     """pocketsphinx recognition with webrtcvad voice activity and a silence end of turn.
 
     ``dither`` is the RMS, in 16-bit steps, of the faint noise added before decoding: pocketsphinx goes astray on
-    digital silence. 0 turns it off; the noise is seeded, so results repeat.
+    digital silence. 0 turns it off; the noise is seeded, so results repeat. ``end_of_turn``: ``silence`` ends a
+    stream's turn after ``silence_ms`` of silence; ``smart-turn`` also asks the Smart Turn model
+    (:mod:`.smart_turn`) at the first silent frame after speech, and ends the turn there when it judges the turn
+    finished, or after ``silence_ms`` when it does not.
     """
 
     language: str = attrs.field(default="en", validator=one_of("en"))
@@ -28,6 +31,7 @@ class LocalSTTSettings:
     vad_aggressiveness: int = attrs.field(default=2, validator=one_of(0, 1, 2, 3))
     silence_ms: float = attrs.field(default=800, validator=between(200, 10_000))
     dither: float = attrs.field(default=30, validator=between(0, 1000))
+    end_of_turn: str = attrs.field(default="silence", validator=one_of("silence", "smart-turn"))
 
 
 @cache

@@ -6,8 +6,9 @@ near 1 and a pause in the middle of one near 0. Its weights ship inside the ``pi
 :func:`fetch` takes them from there once (``python -m speechbridge_local.smart_turn``), and nothing is downloaded
 while speech is processed. onnxruntime comes with the local backend (hibari runs on it).
 
-The Gradium front turns the score into semantic-VAD ``step`` predictions
-(``speechbridge_gradium.server.make_app(..., turn_completion=SmartTurn.load().completion)``).
+The local STT ends its turns with it (``end_of_turn="smart-turn"``), and the Gradium front turns the score into
+semantic-VAD ``step`` predictions (``speechbridge_gradium.server.make_app(...,
+turn_completion=SmartTurn.load().completion)``).
 """
 
 from __future__ import annotations

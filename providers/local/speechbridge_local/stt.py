@@ -14,6 +14,7 @@ from speechbridge.stt import STTCapabilities, STTProvider, STTStream
 
 from .recognizer import SAMPLE_RATE, DecoderPool, Recognizer
 from .settings import LocalSTTSettings
+from .smart_turn import SmartTurn
 
 __all__ = ["LocalSTT", "LocalSTTStream"]
 
@@ -61,8 +62,9 @@ class LocalSTT(STTProvider[LocalSTTSettings]):
         return LocalSTTStream(self, format, settings)
 
     def _recognizer(self, settings: LocalSTTSettings, *, live: bool, interim_results: bool) -> Recognizer:
+        completion = SmartTurn.load().completion if live and settings.end_of_turn == "smart-turn" else None
         decoder = _engine_call(self._decoders.acquire)
-        return Recognizer(decoder, settings, live=live, interim_results=interim_results)
+        return Recognizer(decoder, settings, live=live, interim_results=interim_results, completion=completion)
 
     async def aclose(self) -> None:
         self._decoders.clear()
@@ -75,7 +77,9 @@ class LocalSTTStream(STTStream):
     Events: ``Ready``; per 80 ms frame a ``VADUpdate`` (``speech_prob`` is the share of its 20 ms webrtcvad steps
     judged speech); ``SpeechStarted``; interim transcripts whenever the hypothesis changes; a final transcript with
     word times (seconds from the stream's start) when a turn ends, at ``flush()`` and at ``end()``; ``TurnEnded``
-    after ``silence_ms`` of silence; ``Flushed`` after the flush's final; ``StreamEnded`` after the last final.
+    after ``silence_ms`` of silence, or at the first silent frame when ``end_of_turn="smart-turn"`` and Smart Turn
+    judges the turn finished (``reason="semantic_vad"``); ``Flushed`` after the flush's final; ``StreamEnded`` after
+    the last final.
     A flush does not end the turn (the turn's text includes what it finalised); ``end()`` gives no ``TurnEnded``,
     since no silence ended that turn. pocketsphinx learns the audio's cepstral mean as the stream goes, so a stream's
     first utterance is recognised a little less well than later ones (``transcribe()`` normalises each utterance

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import jiwer
+import numpy as np
 import pytest
 from speechbridge_local import LocalSTT, LocalTTS
 
@@ -68,3 +69,17 @@ def pause() -> Callable[[float], bytes]:
         return b"\0\0" * round(seconds * 16000)
 
     return silence
+
+
+@pytest.fixture(scope="session")
+def cut_in_the_middle() -> Callable[[bytes], bytes]:
+    """A spoken sentence up to the quietest 50 ms of its middle third: a pause between two of its words."""
+
+    def cut(pcm: bytes) -> bytes:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        blocks = samples[: len(samples) // 800 * 800].reshape(-1, 800)
+        first, last = len(blocks) // 3, 2 * len(blocks) // 3
+        quietest = first + int(np.argmin(np.mean(blocks[first:last] ** 2, axis=1)))
+        return pcm[: quietest * 800 * 2]
+
+    return cut

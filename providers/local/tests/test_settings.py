@@ -25,7 +25,12 @@ def test_defaults() -> None:
         ({"silence_ms": 50}, "silence_ms", None),
         ({"dither": -1}, "dither", None),
         ({"dither": "lots"}, "dither", None),
-        ({"beam": 1e-40}, "beam", ("language", "interim_results", "vad_aggressiveness", "silence_ms", "dither")),
+        ({"end_of_turn": "vad"}, "end_of_turn", ("silence", "smart-turn")),
+        (
+            {"beam": 1e-40},
+            "beam",
+            ("language", "interim_results", "vad_aggressiveness", "silence_ms", "dither", "end_of_turn"),
+        ),
     ],
 )
 def test_bad_stt_settings_name_the_option_and_what_is_accepted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +18,9 @@ def smart_turn() -> SmartTurn:
     return SmartTurn.load()
 
 
-def cut_in_the_middle(pcm: bytes) -> bytes:
-    """The sentence up to the quietest 50 ms of its middle third: a pause between two of its words."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    blocks = samples[: len(samples) // 800 * 800].reshape(-1, 800)
-    first, last = len(blocks) // 3, 2 * len(blocks) // 3
-    quietest = first + int(np.argmin(np.mean(blocks[first:last] ** 2, axis=1)))
-    return pcm[: quietest * 800 * 2]
-
-
-def test_a_finished_sentence_scores_high_and_a_cut_one_low(smart_turn: SmartTurn, speech: dict[str, bytes]) -> None:
+def test_a_finished_sentence_scores_high_and_a_cut_one_low(
+    smart_turn: SmartTurn, speech: dict[str, bytes], cut_in_the_middle: Callable[[bytes], bytes]
+) -> None:
     lead, tail = bytes(16000 * 2), bytes(3200)  # 1 s before, 100 ms after
     finished = [smart_turn.completion(lead + pcm + tail, 16000) for pcm in speech.values()]
     assert min(finished) > 0.8

@@ -176,6 +176,41 @@ async def test_silence_ends_turns_with_their_text(
         assert isinstance(final, Transcript) and final.is_final and final.text == turn.text
 
 
+async def test_smart_turn_ends_a_finished_turn_at_its_first_silent_frame(
+    stt: LocalSTT, speech: dict[str, bytes], pause: Callable[[float], bytes], wer: Wer
+) -> None:
+    (text1, audio1), (text2, audio2) = list(speech.items())[8:10]
+    audio = pause(0.5) + audio1 + pause(1.2) + audio2 + pause(1.2)
+    heard_by: dict[str, list[float]] = {}
+    for end_of_turn in ("smart-turn", "silence"):
+        events = await run_stream(stt, audio, silence_ms=1000, end_of_turn=end_of_turn)
+        turns = [e for e in events if isinstance(e, TurnEnded)]
+        assert [turn.reason for turn in turns] == ["semantic_vad" if end_of_turn == "smart-turn" else "silence"] * 2
+        assert wer([text1, text2], [turn.text for turn in turns]) <= 0.25
+        heard_by[end_of_turn] = [heard_until(events, turn) for turn in turns]
+    end1 = 0.5 + len(audio1) / 32000  # hibari leaves about 0.3 s of quiet at each end of a sentence
+    ends = [end1, end1 + 1.2 + len(audio2) / 32000]
+    assert all(heard <= end for heard, end in zip(heard_by["smart-turn"], ends, strict=True))
+    assert all(heard >= end + 0.5 for heard, end in zip(heard_by["silence"], ends, strict=True))
+
+
+async def test_smart_turn_waits_out_a_sentence_cut_in_the_middle(
+    stt: LocalSTT,
+    speech: dict[str, bytes],
+    pause: Callable[[float], bytes],
+    cut_in_the_middle: Callable[[bytes], bytes],
+) -> None:
+    cut = cut_in_the_middle(speech["Could you send me the invoice by email?"])
+    events = await run_stream(stt, pause(0.5) + cut + pause(1.5), silence_ms=1000, end_of_turn="smart-turn")
+    (turn,) = [e for e in events if isinstance(e, TurnEnded)]
+    assert turn.reason == "silence" and heard_until(events, turn) >= turn.time_s + 1.0
+
+
+def heard_until(events: Sequence[STTEvent], event: STTEvent) -> float:
+    """How much audio the stream had heard when it emitted ``event``."""
+    return max(e.time_s for e in events[: events.index(event)] if isinstance(e, VADUpdate))
+
+
 async def test_decoding_runs_off_the_event_loop(stt: LocalSTT, speech: dict[str, bytes]) -> None:
     audio = b"".join(list(speech.values())[:2])
     gaps: list[float] = []
