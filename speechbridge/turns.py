@@ -10,18 +10,24 @@ local backend): a turn ends after a fixed stretch of silence that follows speech
 :class:`SemanticTurnDetector` serves providers with a predictive VAD (Gradium's ``step`` messages): a turn ends when
 the model predicts the speaker will stay silent over a horizon, once some text of the turn is pending. The stream then
 flushes and ends the turn when the provider confirms that flush.
+
+A :data:`TurnCompletion` model (Smart Turn, in the local backend) judges from the sound whether a turn is over;
+:class:`CompletionCue` says when to ask it and what it hears.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeAlias
 
 import attrs
 
 from .errors import ConfigError
 
-__all__ = ["SemanticTurnDetector", "SilenceTurnDetector", "TurnSignal"]
+__all__ = ["CompletionCue", "SemanticTurnDetector", "SilenceTurnDetector", "TurnCompletion", "TurnSignal"]
+
+TurnCompletion: TypeAlias = Callable[[bytes, int], float]
+"""The probability that the speaker's turn is over, given the latest 16-bit mono PCM and its sample rate."""
 
 
 @attrs.frozen
@@ -168,3 +174,28 @@ class SemanticTurnDetector:
         """Forget the inactive run and any cooldown (the stream time keeps running)."""
         self._quiet_until = None
         self._run_start, self._run_steps = None, 0
+
+
+class CompletionCue:
+    """When to ask a :data:`TurnCompletion` model, and with what: once per silence that follows speech, at its first
+    silent step, with the latest ``window_s`` seconds of audio (Smart Turn hears 8 s)."""
+
+    def __init__(self, window_s: float = 8.0) -> None:
+        self.window_s = window_s
+        self._audio = bytearray()
+        self._sample_rate = 0
+        self._armed = False  # speech was heard, and the silence after it was not put to the model yet
+
+    def hear(self, pcm16: bytes, sample_rate: int) -> None:
+        """Keep the latest audio."""
+        self._audio += pcm16
+        self._sample_rate = sample_rate
+        del self._audio[: max(0, len(self._audio) - round(self.window_s * sample_rate) * 2)]
+
+    def step(self, is_speech: bool) -> tuple[bytes, int] | None:
+        """After one step of voice activity: the audio and its rate to score now, or None."""
+        if is_speech or not self._armed:
+            self._armed = self._armed or is_speech
+            return None
+        self._armed = False
+        return bytes(self._audio), self._sample_rate

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from speechbridge.errors import ConfigError
-from speechbridge.turns import SemanticTurnDetector, SilenceTurnDetector, TurnSignal
+from speechbridge.turns import CompletionCue, SemanticTurnDetector, SilenceTurnDetector, TurnSignal
 
 
 def feed(detector: SilenceTurnDetector, pattern: str, step_s: float = 0.1) -> list[TurnSignal]:
@@ -146,3 +146,17 @@ def test_semantic_settings_are_checked(options: dict[str, float], name: str) -> 
 def test_a_step_without_predictions_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         SemanticTurnDetector().update(0.08, (), has_pending_text=True)
+
+
+def test_a_completion_model_is_cued_once_per_silence_after_speech() -> None:
+    cue = CompletionCue(window_s=0.5)
+    steps = []
+    for index, char in enumerate("..SS...S.S..."):
+        cue.hear(bytes([index]) * 1600, 8000)  # 0.1 s a step, each step's bytes its index
+        steps.append(cue.step(char == "S"))
+    cued = [index for index, audio in enumerate(steps) if audio is not None]
+    assert cued == [4, 8, 10]  # the first silent step after each run of speech; leading silence cues nothing
+    last = steps[10]
+    assert last is not None
+    audio, sample_rate = last
+    assert sample_rate == 8000 and audio == b"".join(bytes([i]) * 1600 for i in range(6, 11))  # the last 0.5 s

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from speechbridge.events import SpeechStarted, STTEvent, Transcript, TurnEnded, VADUpdate, Word
-from speechbridge.turns import SilenceTurnDetector
+from speechbridge.turns import CompletionCue, SilenceTurnDetector, TurnCompletion
 
 from .settings import LocalSTTSettings
 
@@ -28,7 +27,6 @@ FRAME_BYTES: Final = SAMPLE_RATE // 1000 * 80 * 2  # 80 ms, as streams send
 SPEECH_SHARE: Final = 0.5  # a frame is speech when at least this share of its VAD steps is
 MIN_SPEECH_S: Final = 0.15  # shorter bursts (clicks, breaths) do not start a turn
 MAX_IDLE_UTTERANCE_S: Final = 30.0  # a silent stretch this long closes the utterance, bounding decoder memory
-COMPLETION_WINDOW_BYTES: Final = 8 * SAMPLE_RATE * 2  # what a turn-completion model hears (Smart Turn: 8 s)
 COMPLETE: Final = 0.5  # a turn-completion probability at least this ends the turn
 _VARIANT = re.compile(r"\(\d+\)$")
 
@@ -89,7 +87,7 @@ class Recognizer:
         *,
         live: bool,
         interim_results: bool,
-        completion: Callable[[bytes, int], float] | None = None,
+        completion: TurnCompletion | None = None,
     ) -> None:
         import numpy
         import webrtcvad  # type: ignore[import-untyped]
@@ -105,8 +103,7 @@ class Recognizer:
         self._held: list[bytes] = []  # the utterance's audio, when not live
         self._turns = SilenceTurnDetector(settings.silence_ms / 1000, min_speech_s=MIN_SPEECH_S)
         self._completion = completion
-        self._recent = bytearray()  # the latest audio, for the completion model
-        self._judged = False  # the current silence was put to the completion model
+        self._cue = CompletionCue()
         self._vad_pending = b""
         self._last_speech_prob = 0.0
         self._samples = 0  # fed to the decoder since the stream started
@@ -176,17 +173,11 @@ class Recognizer:
         )
 
     def _judged_over(self, frame: bytes, speech_prob: float) -> bool:
-        """Keep the latest audio; at the first silent frame after speech, ask the completion model."""
+        """Whether the completion model, asked at the first silent frame of a turn, judges the turn over."""
         assert self._completion is not None
-        self._recent += frame
-        del self._recent[:-COMPLETION_WINDOW_BYTES]
-        if speech_prob >= SPEECH_SHARE:
-            self._judged = False
-            return False
-        if self._judged or not self._turns.in_speech:
-            return False
-        self._judged = True
-        return self._completion(bytes(self._recent), SAMPLE_RATE) >= COMPLETE
+        self._cue.hear(frame, SAMPLE_RATE)
+        due = self._cue.step(speech_prob >= SPEECH_SHARE)
+        return due is not None and self._turns.in_speech and self._completion(*due) >= COMPLETE
 
     def _idle_too_long(self, speech_prob: float) -> bool:
         idle = not self._turns.in_speech and speech_prob < SPEECH_SHARE

@@ -18,6 +18,7 @@ from speechbridge.audio import wav_header
 from speechbridge.errors import SpeechBridgeError
 from speechbridge.stt import STTProvider
 from speechbridge.tts import TTSProvider
+from speechbridge.turns import TurnCompletion
 
 from ..protocol import (
     CREDITS_PATH,
@@ -41,7 +42,6 @@ from .faults import Faults
 from .requests import Channel, Request
 from .stt import STTRequest
 from .tts import TTSRequest
-from .vad import TurnCompletion
 from .voices import VoiceCatalog
 
 __all__ = ["DEFAULT_CREDITS", "MAX_BODY_BYTES", "GradiumFront", "make_app"]

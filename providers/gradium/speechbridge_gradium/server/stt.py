@@ -23,6 +23,7 @@ from speechbridge.errors import ConfigError
 from speechbridge.events import Flushed, StreamEnded, Transcript, VADUpdate, Word
 from speechbridge.settings import settings_fields
 from speechbridge.stt import STTProvider, STTStream
+from speechbridge.turns import TurnCompletion
 
 from ..protocol import (
     FRAME_S,
@@ -42,7 +43,7 @@ from ..settings import GradiumSTTSettings
 from .audio_in import InputDecoder
 from .failures import POLICY, RequestError
 from .requests import Channel, Request
-from .vad import InactivityModel, TurnCompletion
+from .vad import InactivityModel
 
 __all__ = ["DEFAULT_DELAY_IN_FRAMES", "STTRequest", "WordRelease", "read_stt_config"]
 

@@ -8,11 +8,11 @@ the horizon: 0.5 s of silence gives 0.98 at 0.5 s, 0.63 at 2 s and 0.49 at 3 s; 
 A backend with no voice activity at all is measured here: a frame is speech when its level is above -40 dBFS.
 
 That model hears silence only, where Gradium's is semantic: it knows a finished sentence from a pause in the middle
-of one. Given a turn-completion model (:data:`TurnCompletion`, such as Smart Turn from the local backend), the
-audio is scored once per silence that follows speech, at its first step, with the probability ``c`` that the turn
-is over (a model that runs on every step would cost a worker thread's inference every 80 ms per stream). The
-prediction becomes a mixture: the turn is over and the speaker stays silent (``c``), or it is a pause that the
-silence model above describes (``1 - c``):
+of one. Given a turn-completion model (:data:`speechbridge.turns.TurnCompletion`, such as Smart Turn from the local
+backend), the audio is scored once per silence that follows speech, at its first step, with the probability ``c``
+that the turn is over (a model run on every step would cost an inference every 80 ms per stream). The prediction
+becomes a mixture: the turn is over and the speaker stays silent (``c``), or it is a pause that the silence model
+above describes (``1 - c``):
 ``p(h) = (1 - speech_prob) * (c + (1 - c) * (1 - exp(-s / (0.25 * h))))``.
 """
 
@@ -24,23 +24,18 @@ import math
 import operator
 import sys
 from array import array
-from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from speechbridge.events import VADUpdate
+from speechbridge.turns import CompletionCue, TurnCompletion
 
 from ..protocol import FRAME_S, VAD_HORIZONS_S, server_step
 
-__all__ = ["InactivityModel", "TurnCompletion"]
+__all__ = ["InactivityModel"]
 
 TAU_PER_HORIZON: Final = 0.25
 SPEECH_DBFS: Final = -40.0
 EPSILON_S: Final = 1e-6
-COMPLETION_WINDOW_S: Final = 8.0  # the audio a turn-completion model hears (Smart Turn's window)
-
-TurnCompletion: TypeAlias = Callable[[bytes, int], float]
-"""The probability that the speaker's turn is over, given the latest 16-bit mono PCM and its sample rate. Called off
-the event loop."""
 
 
 def _interpolate(points: tuple[tuple[float, float], ...], horizon: float) -> float:
@@ -73,9 +68,8 @@ class InactivityModel:
         self.silence_s = 0.0
         self.completion_prob = 0.0  # of the current silence, once scored
         self._completion = completion
-        self._unscored = False  # speech was heard and the silence after it has not been scored yet
-        self._audio = bytearray()  # the latest COMPLETION_WINDOW_S of audio, with a completion model
-        self._audio_rate = 0
+        self._cue = CompletionCue() if completion is not None else None
+        self._due: tuple[bytes, int] | None = None  # audio to score before the next step goes out
         self._time_s = 0.0
         self._predicted: tuple[tuple[float, float], ...] = ()
         self._level_buffer = bytearray()
@@ -92,19 +86,16 @@ class InactivityModel:
 
     def hear(self, pcm16: bytes, sample_rate: int) -> None:
         """Keep the latest audio for the turn-completion model (nothing is kept without one)."""
-        if self._completion is None:
-            return
-        self._audio += pcm16
-        self._audio_rate = sample_rate
-        del self._audio[: max(0, len(self._audio) - round(COMPLETION_WINDOW_S * sample_rate) * 2)]
+        if self._cue is not None:
+            self._cue.hear(pcm16, sample_rate)
 
     async def judge(self) -> None:
         """Score the turn's completion on a worker thread, once per silence that follows speech."""
-        if not self._unscored or self.silence_s <= 0:
+        if self._due is None:
             return
         assert self._completion is not None
-        self._unscored = False
-        self.completion_prob = await asyncio.to_thread(self._completion, bytes(self._audio), self._audio_rate)
+        audio, self._due = self._due, None
+        self.completion_prob = await asyncio.to_thread(self._completion, *audio)
 
     def observe(self, update: VADUpdate) -> None:
         """A backend's voice activity for the audio up to ``update.time_s``."""
@@ -125,10 +116,13 @@ class InactivityModel:
         elapsed = max(0.0, time_s - self._time_s)
         self._time_s = max(self._time_s, time_s)
         self.speech_prob = speech_prob
-        if speech_prob >= 0.5:
-            self.silence_s, self.completion_prob, self._unscored = 0.0, 0.0, self._completion is not None
+        is_speech = speech_prob >= 0.5
+        if is_speech:
+            self.silence_s, self.completion_prob, self._due = 0.0, 0.0, None
         else:
             self.silence_s += elapsed
+        if self._cue is not None:
+            self._due = self._cue.step(is_speech) or self._due
 
     def steps_until(self, time_s: float, *, partial: bool = False) -> list[dict[str, Any]]:
         """The steps for every 80 ms frame that ends by ``time_s`` (and one for a shorter last frame if ``partial``)."""
