@@ -17,6 +17,8 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+from sentences import SENTENCES as CORPUS
+
 from speechbridge.audio import AudioFormat
 from speechbridge.events import AudioChunk, Transcript
 from speechbridge.plugins import get_registry
@@ -25,20 +27,7 @@ from speechbridge.tts import TTSProvider
 
 __all__ = ["main"]
 
-SENTENCES = (
-    "The train to the airport leaves from platform four.",
-    "Remember to bring your passport and a warm jacket.",
-    "Our neighbours adopted a small brown dog last week.",
-    "The museum is closed on Mondays during the winter.",
-    "She finished reading the novel in a single afternoon.",
-    "Please turn the music down after ten at night.",
-    "The bakery sells fresh rolls every morning at six.",
-    "We are planning a trip to the mountains in July.",
-    "The printer on the second floor is out of paper.",
-    "He painted the fence blue to match the front door.",
-    "Traffic was heavy on the bridge this morning.",
-    "Let me know when the package arrives at the office.",
-)
+SENTENCES = CORPUS[:12]  # the twelve the recorded figures were measured on
 STT_TARGET_RTF = 0.15
 TTS_TARGET_X = 100.0
 CHUNK_BYTES = AudioFormat.pcm16(16000).bytes_for(0.08)

@@ -65,6 +65,7 @@ from typing import Any, Final
 
 import attrs
 import numpy as np
+from sentences import SENTENCES
 from server_process import serve_and_announce, server_process
 from speechbridge_gradium.connection import GradiumRequest
 from speechbridge_gradium.protocol import FRAME_S, FlushedOut, ServerMessage, StepOut
@@ -91,24 +92,6 @@ NOISE_DBFS: Final = -60.0
 SPEECH_WITHIN_DB: Final = 40.0
 TARGET_MS: Final = 100.0
 PIPECAT_WAIT_S: Final = 0.1  # pipecat's TRANSCRIPT_AGGREGATION_DELAY
-SENTENCES: Final = (
-    "The train to the airport leaves from platform four.",
-    "Remember to bring your passport and a warm jacket.",
-    "Our neighbours adopted a small brown dog last week.",
-    "The museum is closed on Mondays during the winter.",
-    "She finished reading the novel in a single afternoon.",
-    "Please turn the music down after ten at night.",
-    "The bakery sells fresh rolls every morning at six.",
-    "We are planning a trip to the mountains in July.",
-    "The printer on the second floor is out of paper.",
-    "He painted the fence blue to match the front door.",
-    "Traffic was heavy on the bridge this morning.",
-    "Let me know when the package arrives at the office.",
-    "Can you book a table for two at eight tonight?",
-    "I would like to change my delivery address please.",
-    "What time does the pharmacy open on Sunday?",
-    "The meeting has been moved to Thursday afternoon.",
-)
 
 
 # --- the audio ---------------------------------------------------------------------------------------------------
